@@ -1,0 +1,175 @@
+"""MLflow tracking for the pipeline stages.
+
+Decided (design notes): a SQLite store `mlflow.db` at the repository root by default,
+`MLFLOW_TRACKING_URI` honoured (a real `mlflow server`). The driver (the stage process)
+creates the experiment once; workers only log, attaching to the stage's run through the
+`mlflow.parentRunId` tag, which works across processes (mlflow PR #4197). Parallel
+processes that race SQLite's schema migration fail (environment notes), hence
+`ensure_experiment` in the driver before any worker starts.
+
+Every stage run is tagged with the stage name, git commit, profile, a hash of its params
+section and the weights provenance, so a run traces back to `dvc.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from singanseg.typed import to_mapping
+
+EXPERIMENT = "singanseg"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, else an absolute SQLite URI at the repository root.
+
+    Absolute on purpose: a relative URI inside a DVC temp-clone experiment would resolve
+    inside the temp folder and the run would vanish with it (anchors section 4.2).
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path.cwd() / 'mlflow.db').resolve()}"
+
+
+def _mlflow():
+    # Imported lazily: mlflow costs ~1-2 s to import, which library users who never track
+    # should not pay.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def ensure_experiment(name: str = EXPERIMENT) -> str:
+    """Create the experiment if needed (driver only) and return its id."""
+    mlflow = _mlflow()
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow.create_experiment(name)
+    except Exception:  # another driver created it in between
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """HEAD's commit, with `-dirty` when tracked files changed; `unknown` outside git."""
+    cwd = cwd or Path.cwd()
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _params_of(params: Any) -> dict[str, Any]:
+    if params is None:
+        return {}
+    plain = to_mapping(params)
+    if not isinstance(plain, Mapping):
+        return {"value": plain}
+    # MLflow caps a param value at 6000 characters; lists of ids can be long
+    return {k: (str(v)[:5000]) for k, v in flatten(plain).items()}
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    params: Any = None,
+    run_name: str | None = None,
+    profile: str | None = None,
+    provenance: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    enabled: bool = True,
+) -> Iterator[Any]:
+    """One MLflow run for one stage execution; yields the active run (or None if disabled).
+
+    `params` is the stage's resolved config (a dataclass or mapping): logged flattened and
+    hashed. `provenance` names the weights behind the numbers (e.g. {"weights": "random-init"}).
+    """
+    if not enabled:
+        yield None
+        return
+    from pipeline.params import active_profile, params_hash
+
+    mlflow = _mlflow()
+    exp_id = ensure_experiment()
+    if profile is None:
+        try:
+            profile = active_profile()
+        except ValueError:
+            profile = "unknown"
+    all_tags = {
+        "stage": stage,
+        "git_commit": git_commit(),
+        "profile": profile,
+        "params_hash": params_hash(params) if params is not None else "none",
+        **{f"provenance.{k}": str(v) for k, v in (provenance or {}).items()},
+        **dict(tags or {}),
+    }
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags) as run:
+        p = _params_of(params)
+        if p:
+            mlflow.log_params(p)
+        yield run
+
+
+@contextlib.contextmanager
+def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """A child of `parent` (an mlflow Run or a run id); usable in this or another process."""
+    mlflow = _mlflow()
+    parent_id = parent if isinstance(parent, str) else parent.info.run_id
+    client = mlflow.MlflowClient()
+    parent_run = client.get_run(parent_id)
+    inherited = {k: v for k, v in parent_run.data.tags.items() if k in ("stage", "git_commit", "profile", "params_hash") or k.startswith("provenance.")}
+    run = client.create_run(
+        parent_run.info.experiment_id,
+        run_name=run_name,
+        tags={**inherited, **dict(tags or {}), "mlflow.parentRunId": parent_id},
+    )
+    status = "FINISHED"
+    try:
+        yield run
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        client.set_terminated(run.info.run_id, status=status)
+
+
+def log_metrics(run: Any, metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log many metrics in one request (one HTTP call per metric through a server otherwise)."""
+    if run is None or not metrics:
+        return
+    import time
+
+    from mlflow.entities import Metric
+
+    mlflow = _mlflow()
+    ts = int(time.time() * 1000)
+    batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=batch)
