@@ -39,8 +39,14 @@ def _mlflow():
     # Imported lazily: mlflow costs ~1-2 s to import, which library users who never track
     # should not pay.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import logging
+
     import mlflow
 
+    # the store's schema-migration chatter ("Creating initial MLflow database tables...")
+    # is noise in every stage's output
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
     return mlflow
 

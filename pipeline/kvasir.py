@@ -1,0 +1,101 @@
+"""The Kvasir-SEG source: download the official zip, verify it, extract it safely, cache it.
+
+Kvasir-SEG (Jha et al., MMM 2020; distributed in HyperKvasir, Borgli et al., Scientific
+Data 2020, CC BY 4.0) holds the same 1000 polyp images with masks that the paper used
+(paper.md section 3). The archive unpacks to `Kvasir-SEG/{images,masks}/<id>.jpg`.
+
+Offline, the download fails within seconds and the error says where to put a zip that
+was downloaded by hand. The checksum in params is checked on every use; with `sha256: null`
+the first verified-by-extraction archive's hash is recorded next to it (trust on first
+use) and later uses must match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from singanseg.io import InputError, atomic_dir, write_text
+
+
+@dataclass(frozen=True)
+class KvasirParams:
+    # The official archive (datasets.simula.no, Kvasir-SEG page): 1000 images + masks, ~46 MB
+    url: str = "https://datasets.simula.no/downloads/kvasir-seg.zip"
+    # Pin it once you have verified a download (`sha256sum kvasir-seg.zip`); null = trust on first use
+    sha256: str | None = None
+    cache_dir: str = "~/.cache/singanseg/kvasir-seg"
+    zip_path: str | None = None  # a zip downloaded by hand; else <cache_dir>/kvasir-seg.zip
+    timeout_s: float = 20.0
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a zip refusing absolute paths, `..` escapes and symbolic links."""
+    root = dest.resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = info.filename
+                target = (root / name).resolve()
+                if os.path.isabs(name) or not target.is_relative_to(root):
+                    raise InputError(f"{archive}: member {name!r} would extract outside the target folder; refusing")
+                mode = (info.external_attr >> 16) & 0o170000
+                if mode == 0o120000:
+                    raise InputError(f"{archive}: member {name!r} is a symbolic link; refusing")
+            zf.extractall(root)
+    except zipfile.BadZipFile as e:
+        raise InputError(f"{archive}: not a valid zip archive ({e})") from None
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    tmp = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+        shutil.copyfileobj(r, f)
+    os.replace(tmp, target)
+
+
+def fetch(params: KvasirParams) -> Path:
+    """Return the folder holding `images/` and `masks/`, downloading and extracting if needed."""
+    cache = Path(params.cache_dir).expanduser()
+    archive = Path(params.zip_path).expanduser() if params.zip_path else cache / "kvasir-seg.zip"
+    extracted = cache / "extracted"
+    pinned_file = cache / "kvasir-seg.zip.sha256"
+    if not archive.is_file():
+        try:
+            _download(params.url, archive, params.timeout_s)
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise InputError(
+                f"could not download Kvasir-SEG from {params.url} ({getattr(e, 'reason', e)}). "
+                f"Download it by hand and put it at {archive} (or set data.kvasir.zip_path), "
+                f"or use data.source: folder with an extracted copy."
+            ) from None
+    digest = _sha256(archive)
+    expected = params.sha256 or (pinned_file.read_text().strip() if pinned_file.is_file() else None)
+    if expected and digest != expected:
+        raise InputError(f"{archive}: sha256 {digest} does not match the expected {expected}; delete it and download again")
+    marker = extracted / ".sha256"
+    if not (marker.is_file() and marker.read_text().strip() == digest):
+        with atomic_dir(extracted) as tmp:
+            safe_extract(archive, tmp)
+            write_text(tmp / ".sha256", digest + "\n")
+        if not params.sha256 and not pinned_file.is_file():
+            write_text(pinned_file, digest + "\n")
+    for candidate in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
+        if (candidate / "images").is_dir() and (candidate / "masks").is_dir():
+            return candidate
+    raise InputError(f"{archive}: the archive holds no images/ and masks/ folders")
