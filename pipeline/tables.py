@@ -1,0 +1,131 @@
+"""Result tables rendered three ways: CSV (numbers), booktabs LaTeX, Markdown.
+
+A table is a frame of means (and optionally standard deviations) with the direction of
+"better" per column; the best value of each such column is bold in LaTeX and Markdown.
+Every table carries a caption that says the profile, data, weights provenance and commit,
+so that a smoke run is never mistaken for the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from singanseg.io import write_text
+
+Better = Literal["max", "min"]
+
+
+@dataclass
+class Table:
+    name: str  # file stem under reports/tables/
+    title: str
+    mean: pd.DataFrame  # index = row labels, columns = metrics
+    std: pd.DataFrame | None = None
+    better: dict[str, Better] = field(default_factory=dict)
+    caption: str = ""
+    digits: int = 3
+    notes: list[str] = field(default_factory=list)
+
+    def best_rows(self) -> dict[str, set]:
+        """For each column with a direction, the row labels holding the best value (ties all bold)."""
+        out = {}
+        for col, how in self.better.items():
+            if col not in self.mean.columns:
+                continue
+            s = pd.to_numeric(self.mean[col], errors="coerce").dropna()
+            if s.empty:
+                continue
+            target = s.max() if how == "max" else s.min()
+            out[col] = {i for i, v in s.items() if math.isclose(v, target, rel_tol=0, abs_tol=10 ** -(self.digits + 3))}
+        return out
+
+    def cell(self, row, col, pm: str) -> str:
+        v = self.mean.at[row, col]
+        if isinstance(v, str):
+            return v
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        if isinstance(v, (int,)) and not isinstance(v, bool):
+            text = str(v)
+        else:
+            text = f"{float(v):.{self.digits}f}"
+        if self.std is not None and col in self.std.columns:
+            s = self.std.at[row, col]
+            if s is not None and not (isinstance(s, float) and math.isnan(s)):
+                text += f"{pm}{float(s):.{self.digits}f}"
+        return text
+
+
+def to_csv(t: Table) -> str:
+    df = t.mean.copy()
+    if t.std is not None:
+        for c in t.std.columns:
+            df[f"{c}_std"] = t.std[c]
+    return df.to_csv(index_label=t.mean.index.name or "")
+
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def to_latex(t: Table) -> str:
+    """A booktabs `table` environment (pandas Styler); needs only \\usepackage{booktabs}."""
+    best = t.best_rows()
+    cols = list(t.mean.columns)
+    text = pd.DataFrame(
+        [[t.cell(r, c, "\x00").replace("\x00", r" $\pm$ ").replace("–", "--") for c in cols] for r in t.mean.index],
+        columns=cols,
+    )
+    # cell text is built above (numbers, $\pm$); labels and headers need escaping
+    text = text.map(lambda v: v if "$" in v else latex_escape(v))
+    bold = pd.DataFrame(
+        [["textbf:--rwrap;" if r in best.get(c, ()) else "" for c in cols] for r in t.mean.index],
+        columns=cols,
+    )
+    label = t.mean.index.name or ""
+    text.insert(0, label, [latex_escape(r) for r in t.mean.index])
+    bold.insert(0, label, "")
+    styler = text.style.apply(lambda _: bold, axis=None).hide(axis="index").format_index(escape="latex", axis=1)
+    return styler.to_latex(
+        hrules=True,  # \toprule / \midrule / \bottomrule (booktabs)
+        caption=f"{latex_escape(t.title)}. {latex_escape(t.caption)}",
+        label=f"tab:{t.name}",
+        position="ht",
+        position_float="centering",
+        column_format="l" + "r" * len(cols),
+    )
+
+
+def to_markdown(t: Table) -> str:
+    best = t.best_rows()
+    cols = list(t.mean.columns)
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    out = [f"| {esc(t.mean.index.name or '')} | " + " | ".join(esc(c) for c in cols) + " |"]
+    out.append("|---|" + "---:|" * len(cols))
+    for row in t.mean.index:
+        cells = []
+        for c in cols:
+            text = esc(t.cell(row, c, " ± "))
+            cells.append(f"**{text}**" if row in best.get(c, ()) else text)
+        out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
+    text = f"**{t.title}.** {t.caption}\n\n" + "\n".join(out) + "\n"
+    for n in t.notes:
+        text += f"\n> {n}\n"
+    return text
+
+
+def write_table(t: Table, folder: str | Path) -> dict[str, Path]:
+    folder = Path(folder)
+    return {
+        "csv": write_text(folder / f"{t.name}.csv", to_csv(t)),
+        "tex": write_text(folder / f"{t.name}.tex", to_latex(t)),
+    }
