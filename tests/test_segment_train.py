@@ -1,0 +1,142 @@
+"""UNet++ training: the loss, learning on real pairs, model selection per protocol, the stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_segment_experiments import PARAMS, fold_of, make_project
+
+from pipeline.segment.__main__ import main
+from pipeline.segment.config import GridAParams, GridBParams, SegmentParams, TrainParams
+from pipeline.segment.data import PairDataset
+from pipeline.segment.experiments import resolve
+from pipeline.segment.model import ModelParams, build_model, weights_provenance
+from pipeline.segment.run import output_paths, run_experiment
+from pipeline.segment.train import evaluate, fit, make_loss, seed_everything, smp_utils_dice_loss
+from singanseg.io import list_pairs
+
+TINY_MODEL = ModelParams(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8))
+TINY_TRAIN = TrainParams(epochs=2, batch_size=4, img_size=32, pyra_size=None, lr_change_epoch=1)
+
+
+def test_dice_losses_agree_where_a_batch_has_polyp_pixels():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2, 8, 8, generator=g)
+    target = (torch.rand(3, 8, 8, generator=g) > 0.5).long()
+    ours = smp_utils_dice_loss(logits, target)
+    # the formula by hand: 1 - (2 sum(gt*pr) + 1) / (sum gt + sum pr + 1) on the softmax polyp map
+    pr = logits.softmax(1)[:, 1]
+    gt = target.float()
+    assert float(ours) == pytest.approx(float(1 - (2 * (gt * pr).sum() + 1) / (gt.sum() + pr.sum() + 1)), rel=1e-6)
+    assert float(make_loss("smp_losses")(logits, target)) == pytest.approx(float(ours), rel=1e-5)
+    # the one named difference (docs/deviations/segment.md): a batch with no polyp pixel
+    empty = torch.zeros_like(target)
+    assert float(make_loss("smp_losses")(logits, empty)) == 0.0
+    assert float(smp_utils_dice_loss(logits, empty)) > 0.5
+
+
+@pytest.mark.shared_data
+def test_tiny_unetpp_on_real_pairs_lowers_the_loss(kvasir_dir):
+    pairs = list_pairs(kvasir_dir)[:8]
+    params = TrainParams(epochs=6, batch_size=4, img_size=64, pyra_size=64, lr=1e-3, lr_change_epoch=100)
+    train_ds = PairDataset(pairs, 64, train=True, pyra_size=64, seed=0, name="kvasir train")
+    plain = PairDataset(pairs, 64, pyra_size=64, name="kvasir eval")
+    seed_everything(0)
+    model = build_model(TINY_MODEL)
+    loss_fn = make_loss("smp_losses")
+    before = evaluate(model, plain, 4, torch.device("cpu"), loss_fn)["loss"]
+    result = fit(model, train_ds, plain, params, seed=0)
+    after = evaluate(model, plain, 4, torch.device("cpu"), loss_fn)["loss"]
+    assert after < before - 0.05, (before, after)
+    # the returned model is the selected one: its IoU is the best IoU of the curve
+    ious = [r["val_per_image_iou"] for r in result.curves]
+    assert result.best_epoch == 1 + ious.index(max(ious))
+    assert evaluate(model, plain, 1, torch.device("cpu"))["scores"]["per_image"]["iou"] == pytest.approx(max(ious), abs=1e-6)
+    assert weights_provenance(TINY_MODEL) == "random-init"
+
+
+@pytest.mark.parametrize("name,fold", [("A/REAL+FAKE_1", 1), ("B/FAKE_N2", 0)])
+def test_selection_loop_sees_test_only_under_paper_protocol(tmp_path, name, fold):
+    make_project(tmp_path, size=32)
+    folds = fold_of(tmp_path)
+    seen = {}
+    for protocol in ("paper", "clean"):
+        sp = resolve(name, fold, protocol, PARAMS, tmp_path)
+        test_ids = {p.id for p in sp.test}
+        assert test_ids == {i for i, f in folds.items() if f in sp.test_folds}
+        train_ds = PairDataset(sp.train, 32, train=True, pyra_size=None, seed=0)
+        val_ds = PairDataset(sp.val, 32, pyra_size=None)
+        seed_everything(0)
+        result = fit(build_model(TINY_MODEL), train_ds, val_ds, TINY_TRAIN, seed=0)
+        seen[protocol] = result
+        # what the loop trained on never touches the test images, nor their SinGANs
+        assert not ({i.rsplit("_", 1)[0] for i in result.train_ids_seen} | result.train_ids_seen) & test_ids
+    # paper: validation = exactly the held-out test set, as the authors (paper.md section 5)
+    assert seen["paper"].val_ids_seen == {p.id for p in resolve(name, fold, "paper", PARAMS, tmp_path).test}
+    # clean: model selection never evaluated a test image
+    assert seen["clean"].val_ids_seen
+    assert not seen["clean"].val_ids_seen & seen["paper"].val_ids_seen
+
+
+def test_stage_writes_metrics_curves_and_mlflow_runs(tmp_path, mlflow_uri, monkeypatch):
+    make_project(tmp_path, n_per_fold=(4, 3, 3), size=32, synthetic=("singan_st1to1000",), samples=2)
+    params = SegmentParams(
+        model=TINY_MODEL,
+        train_rich=TINY_TRAIN,
+        train_scarce=TINY_TRAIN,
+        grid_a=GridAParams(experiments=("REAL", "FAKE_2_ST1to1000"), folds=(0,)),
+        grid_b=GridBParams(kinds=("REAL",), n_values=(2,), samples_per_image=2),
+        clean_val_fraction=0.25,
+        extra_test={"cvc_like": str(tmp_path / "data/real")},
+    )
+    monkeypatch.chdir(tmp_path)
+    rec = run_experiment("A/FAKE_2_ST1to1000", 0, params, root=tmp_path, profile="test")
+    json_path, curves = output_paths(params, "A/FAKE_2_ST1to1000", 0, tmp_path)
+    on_disk = json.loads(json_path.read_text())
+    assert on_disk == json.loads(json.dumps(rec))
+    assert on_disk["provenance"]["encoder_weights"] == "random-init"
+    assert on_disk["train_folds"] == [1, 2] and on_disk["test_folds"] == [0]
+    for protocol in ("paper", "clean"):
+        r = on_disk["protocols"][protocol]
+        assert set(r["test"]) == {"per_image", "micro"}
+        assert set(r["test"]["micro"]) == {"iou", "f1", "precision", "recall", "accuracy"}
+        assert 1 <= r["best_epoch"] <= TINY_TRAIN.epochs
+        assert r["test_size"] == 4 and r["extra_test"]["cvc_like"]["size"] == 10
+        assert r["val_is_test"] is (protocol == "paper")
+        rows = (curves / f"{protocol}.csv").read_text().splitlines()
+        assert len(rows) == 1 + TINY_TRAIN.epochs and "val_per_image_iou" in rows[0]
+    # clean trains on fewer SinGANs: the validation images' samples are left out
+    assert on_disk["protocols"]["clean"]["train_size"] < on_disk["protocols"]["paper"]["train_size"]
+
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["singanseg"], output_format="list")
+    names = {r.info.run_name for r in runs}
+    assert {"segment/A/FAKE_2_ST1to1000/fold0", "segment/A/FAKE_2_ST1to1000/fold0/paper"} <= names
+    child = next(r for r in runs if r.info.run_name.endswith("/paper"))
+    hist = mlflow.MlflowClient().get_metric_history(child.info.run_id, "train_loss")
+    assert sorted(m.step for m in hist) == list(range(1, TINY_TRAIN.epochs + 1))
+
+
+def test_cli_lists_runs_and_names_missing_synthetic_data(tmp_path, monkeypatch, capsys):
+    make_project(tmp_path, synthetic=())
+    (tmp_path / "params.yaml").write_text(
+        "profile: smoke\n"
+        "segment:\n  track: false\n  model: {encoder_weights: null}\n"
+        "profiles:\n  smoke:\n    segment:\n"
+        "      grid_a: {experiments: [REAL, FAKE_1], folds: [0, 1]}\n"
+        "      grid_b: {kinds: [FAKE], n_values: [2]}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["--list"]) == 0
+    listed = capsys.readouterr().out.split("\n")
+    assert [line for line in listed if line] == ["A/REAL 0", "A/REAL 1", "A/FAKE_1 0", "A/FAKE_1 1", "B/FAKE_N2 0"]
+    assert main(["--experiment", "A/FAKE_1", "--fold", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "A/FAKE_1" in err and "synthetic/singan/gss0 not found" in err
+    # a whole grid fails before any training when one of its runs lacks inputs
+    assert main(["--grid", "A"]) == 2
+    assert "A/FAKE_1" in capsys.readouterr().err
+    assert not (tmp_path / "metrics/segmentation/A/REAL").exists()
