@@ -1,0 +1,159 @@
+"""DVC stage `stylize`: SinGAN-Seg step 2 on the generated pairs (paper.md section 2).
+
+For each content:style ratio in `stylize.ratios` it reads the generated pairs of one
+variant, `synthetic/singan/<source>/{images,masks}/<srcid>_<n>.png`, takes as style the
+real training image of the same SinGAN, `data/real/images/<srcid>.png`, and writes
+
+    synthetic/singan_st<c>to<s>/<source>/images/<id>.png   stylised RGB
+    synthetic/singan_st<c>to<s>/<source>/masks/<id>.png    the generated mask, unchanged
+    synthetic/singan_st<c>to<s>/<source>/provenance.json   VGG weights + config
+
+atomically. One MLflow run per execution, tagged with the VGG weights' provenance.
+
+    python -m pipeline.stylize [--params params.yaml] [--ratio 1to1000] [--root .]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pipeline.params import active_profile, load_section
+from pipeline.tracking import log_metrics, stage_run
+from singanseg.io import InputError
+from singanseg.style import (
+    Backbone,
+    StyleConfig,
+    StyleWeightsError,
+    load_backbone,
+    parse_ratio,
+    stylize_folder,
+)
+from singanseg.typed import ConfigError
+
+
+@dataclass(frozen=True)
+class StylizeParams:
+    # paper.md s2: the segmentation runs used `_ST` (1:1) and `_ST_1to1000` (1:1000); the
+    # authors also ran 1to10, 1to1000000 and 1000to1 (style_transfer_1_to_*.py)
+    ratios: tuple[str, ...] = ("1to1", "1to1000")
+    source: str = "gss0"  # generated variant; paper.md s1/anchors s0: gen_start_scale = 0
+    num_epochs: int = 1000  # paper.md s2: 1000 Adam steps
+    vgg_model: Literal["vgg16", "vgg19"] = "vgg16"  # paper.md s2: the experiments used vgg16
+    weights: str = "imagenet"  # imagenet | random | path to a state dict file
+    layers: Literal["paper", "by_name"] = "paper"  # docs/deviations/style.md
+    capture: Literal["post_relu", "conv_output"] = "post_relu"  # docs/deviations/style.md
+    quantize: Literal["truncate", "round"] = "truncate"  # docs/deviations/style.md
+    random_seed: int = 0  # only for weights: random
+    batch_size: int = 4  # images of equal size per VGG pass (same result as one by one)
+    device: str = "auto"  # auto = cuda when available, else cpu
+    track: bool = True  # log the stage to MLflow
+
+    def validate(self, where: str) -> None:
+        if not self.ratios:
+            raise ConfigError(f"{where}.ratios: empty (e.g. ['1to1', '1to1000'])")
+        for i, r in enumerate(self.ratios):
+            try:
+                parse_ratio(r)
+            except ConfigError as e:
+                raise ConfigError(f"{where}.ratios[{i}]: {e}") from None
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.source):
+            raise ConfigError(
+                f"{where}.source: {self.source!r} is not a plain folder name (e.g. gss0)"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size: must be >= 1, got {self.batch_size}")
+
+    def style_config(self, ratio: str) -> StyleConfig:
+        cw, sw = parse_ratio(ratio)
+        return StyleConfig(
+            vgg_model=self.vgg_model,
+            weights=self.weights,
+            download=True,
+            random_seed=self.random_seed,
+            layers=self.layers,
+            capture=self.capture,
+            content_weight=cw,
+            style_weight=sw,
+            num_epochs=self.num_epochs,
+            quantize=self.quantize,
+        )
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run(
+    params: StylizeParams, root: Path, ratios: list[str], backbone: Backbone, device: str
+) -> dict[str, float]:
+    """Stylise `root/synthetic/singan/<source>` once per ratio; returns metrics to log."""
+    content = root / "synthetic" / "singan" / params.source
+    style = root / "data" / "real" / "images"
+    metrics: dict[str, float] = {}
+    for ratio in ratios:
+        out = root / "synthetic" / f"singan_st{ratio}" / params.source
+        rec = stylize_folder(
+            content,
+            style,
+            out,
+            params.style_config(ratio),
+            device,
+            network=backbone,
+            batch_size=params.batch_size,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+        metrics[f"{ratio}.images"] = rec["images"]
+        metrics[f"{ratio}.seconds"] = rec["seconds"]
+        if rec["mean_final_loss"] is not None:
+            metrics[f"{ratio}.mean_final_loss"] = rec["mean_final_loss"]
+        print(f"stylize: {rec['images']} image(s) at {ratio} -> {out} ({rec['seconds']:.1f} s)")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m pipeline.stylize", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument(
+        "--ratio", action="append", help="only these ratios (each must be in stylize.ratios)"
+    )
+    ap.add_argument("--root", default=".", help="folder holding data/ and synthetic/")
+    args = ap.parse_args(argv)
+    try:
+        params = load_section("stylize", StylizeParams, args.params)
+        ratios = args.ratio or list(params.ratios)
+        for r in ratios:
+            if r not in params.ratios:
+                raise ConfigError(
+                    f"--ratio {r}: not in {args.params}: stylize.ratios {list(params.ratios)}"
+                )
+        # the weights are resolved before the run opens so that it is tagged with them
+        device = _device(params.device)
+        backbone = load_backbone(params.style_config(ratios[0]), device)  # one VGG for all ratios
+        with stage_run(
+            "stylize",
+            params,
+            profile=active_profile(args.params),
+            provenance=backbone.provenance,
+            enabled=params.track,
+        ) as mlrun:
+            metrics = run(params, Path(args.root), ratios, backbone, device)
+            log_metrics(mlrun, metrics)
+    except (InputError, ConfigError, StyleWeightsError) as e:
+        print(f"stylize: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
