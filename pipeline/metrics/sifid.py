@@ -1,0 +1,141 @@
+"""Single-image FID (SIFID) per (real, synthetic) pair (paper.md section 4; anchors 2.3).
+
+Per image, every spatial position of an Inception feature map is one sample; the Fréchet
+distance is taken between the Gaussians of one real and one synthetic image, then averaged
+over pairs. Options, each recorded with the result:
+- `dims`: 64 = Conv2d_2b_3x3 before the first max-pool (the official SinGAN code and the
+  SinGAN-Seg authors' `SIFID/sifid_score.py` call dims=64), 192 = before the second
+  max-pool (the SinGAN paper's text; tamarott/SinGAN issue #155).
+- `resize`: True = bilinear to 299x299, the SinGAN-Seg authors' change
+  (`InceptionV3([block_idx], resize_input=True)`); False = native size (SinGAN's).
+- `network`: `inception_imagenet` (torchvision ImageNet weights: the authors' network) or
+  `inception_fid` (the TF FID weights: available offline; a different, named variant).
+Pairs are made by explicit id: synthetic `<srcid>_<n>` pairs with real `<srcid>`, or equal
+ids pair one-to-one. Never by position: the authors paired by unsorted glob order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from singanseg.io import InputError
+from singanseg.typed import ConfigError
+
+from .features import image_index, load_rgb, spatial_features
+from .frechet import StatisticsError, frechet_distance, gaussian_statistics
+from .inception import InceptionFeatures, load_inception
+
+SIFID_TAPS = {64: "conv2b", 192: "conv4a"}
+
+
+@dataclass(frozen=True)
+class SIFIDOptions:
+    dims: int = 64  # official SinGAN / SinGAN-Seg `sifid_score.py` (anchors 2.3, paper.md section 4)
+    resize: bool = True  # SinGAN-Seg authors' `resize_input=True` (paper.md section 4)
+    network: Literal["inception_imagenet", "inception_fid"] = "inception_imagenet"  # `models.inception_v3(pretrained=True)`
+    weights: Literal["pretrained", "random"] = "pretrained"
+    weights_dir: str | None = None  # folder holding torchvision / pytorch-fid weight files
+    eps: float = 0.0  # Fréchet regularisation (frechet.py); 0 = exact
+
+    def validate(self, where: str = "sifid") -> None:
+        if self.dims not in SIFID_TAPS:
+            raise ConfigError(f"{where}.dims: {self.dims} is not one of {', '.join(map(str, SIFID_TAPS))}")
+
+
+def pair_ids(real_ids, fake_ids, where: str = "sifid") -> list[tuple[str, str]]:
+    """(real id, synthetic id) pairs by explicit id; unpaired ids raise InputError."""
+    real, fake = sorted(set(real_ids)), sorted(set(fake_ids))
+    if not fake:
+        raise InputError(f"{where}: no synthetic images")
+    if set(fake) <= set(real):
+        # one-to-one by identical ids: both sets must be the same
+        if len(fake) != len(real):
+            missing = sorted(set(real) - set(fake))
+            raise InputError(
+                f"{where}: {len(real)} real but {len(fake)} synthetic images; pairs by identical id need "
+                f"the same ids (real '{missing[0]}' has no synthetic image)"
+            )
+        return [(i, i) for i in real]
+    pairs = []
+    known = set(real)
+    for f in fake:
+        src, sep, n = f.rpartition("_")
+        if not sep or not n.isdigit() or src not in known:
+            raise InputError(
+                f"{where}: synthetic id '{f}' pairs with no real image (expected '<real id>_<n>' "
+                f"or an identical id; {len(real)} real ids, e.g. '{real[0]}')"
+            )
+        pairs.append((src, f))
+    return pairs
+
+
+def sifid_from_arrays(real: np.ndarray, fake: np.ndarray, net: InceptionFeatures, dims: int = 64, eps: float = 0.0, device="cpu") -> float:
+    """SIFID of one pair of uint8 RGB arrays (H, W, 3)."""
+    tap = SIFID_TAPS[dims]
+    mu1, s1 = gaussian_statistics(spatial_features(net, real, tap, device), "real features")
+    mu2, s2 = gaussian_statistics(spatial_features(net, fake, tap, device), "synthetic features")
+    return frechet_distance(mu1, s1, mu2, s2, eps=eps)
+
+
+@dataclass(frozen=True)
+class SIFIDResult:
+    rows: list[tuple[str, str, float]]  # (real id, synthetic id, sifid)
+    options: SIFIDOptions
+    provenance: Mapping[str, str | None]
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.array([r[2] for r in self.rows], dtype=np.float64)
+
+    def summary(self) -> dict:
+        v = self.values
+        return {
+            "metric": "sifid",
+            # population std (numpy's default), as a summary of the authors' SIFID.npy would be
+            "value": float(v.mean()),
+            "std": float(v.std()),
+            "min": float(v.min()),
+            "max": float(v.max()),
+            "count": int(v.size),
+            "real_count": len({r[0] for r in self.rows}),
+            "options": {k: getattr(self.options, k) for k in ("dims", "resize", "network", "weights", "eps")},
+            **dict(self.provenance),
+        }
+
+    def to_csv(self) -> str:
+        return "real_id,synthetic_id,sifid\n" + "".join(f"{a},{b},{v:.8g}\n" for a, b, v in self.rows)
+
+
+def sifid_folders(
+    real_dir: str | os.PathLike,
+    fake_dir: str | os.PathLike,
+    options: SIFIDOptions = SIFIDOptions(),
+    net: InceptionFeatures | None = None,
+    device: str = "cpu",
+) -> SIFIDResult:
+    """SIFID for every synthetic image of `fake_dir` against its real image in `real_dir`."""
+    options.validate()
+    real_idx, fake_idx = image_index(real_dir), image_index(fake_dir)
+    pairs = pair_ids(real_idx, fake_idx, f"sifid {fake_dir}")
+    if net is None:
+        net = load_inception(options.network, options.weights, options.weights_dir, resize=options.resize, device=device)
+    elif net.resize != options.resize:
+        raise ValueError(f"sifid: the given network resizes={net.resize} but options.resize={options.resize}")
+    tap = SIFID_TAPS[options.dims]
+    real_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rows = []
+    for rid, fid in pairs:
+        try:
+            if rid not in real_stats:  # a real image's statistics serve all its samples
+                real_stats[rid] = gaussian_statistics(spatial_features(net, load_rgb(real_idx[rid]), tap, device), str(real_idx[rid]))
+            mu2, s2 = gaussian_statistics(spatial_features(net, load_rgb(fake_idx[fid]), tap, device), str(fake_idx[fid]))
+            rows.append((rid, fid, frechet_distance(*real_stats[rid], mu2, s2, eps=options.eps)))
+        except StatisticsError as e:
+            raise InputError(f"sifid pair ({rid}, {fid}): {e}") from None
+    prov = {**net.provenance.as_dict(), "network": net.network}
+    return SIFIDResult(rows, options, prov)

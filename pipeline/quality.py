@@ -1,0 +1,216 @@
+"""DVC stage `quality`: SIFID, FID, LPIPS diversity and mask statistics of every synthetic set.
+
+Reads `data/real` and every synthetic set present (design notes, stage table):
+
+    synthetic/singan/gss<S>/                 SinGAN-Seg samples `<srcid>_<n>`
+    synthetic/singan_st<c>to<s>/gss<S>/      the same after style transfer (paper.md section 2)
+    synthetic/<gan>/n<K>/                    baseline GAN trained on the first K real ids;
+                                             samples `<gan>_<n>` (paper.md section 6)
+
+and writes `metrics/quality/`:
+
+    summary.json                  one entry per set (DVC metrics file)
+    <set>.json                    every number of one set, its options and weights provenance
+    <set>.sifid.csv               per (real, synthetic) pair SIFID (SinGAN sets)
+    <set>.lpips.csv               per model LPIPS diversity / to-training
+    real_masks.json               foreground-percentage distribution of the real masks (Fig 3)
+    mask_stats/<set>/<model>_{mean,std}.{npy,png}   (Fig 5)
+
+`<set>` is the set path with `/` replaced by `__` (e.g. `singan__gss0`). Which set is
+compared with which real images: SinGAN sets with the real images their samples come from
+(SIFID per pair, FID against those sources); baselines with the first K real ids in id
+order, the images they were trained on (FastGAN-4ch `--num_imgs_to_train`, paper.md
+section 6). Logged to MLflow with the weights provenance as tags.
+
+    python -m pipeline.quality [--params params.yaml] [--real data/real] [--synthetic synthetic] [--out metrics/quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.metrics.features import image_index
+from pipeline.metrics.fid import FIDOptions, fid_paths
+from pipeline.metrics.inception import WeightsError, load_inception
+from pipeline.metrics.lpips_diversity import (
+    LPIPSOptions,
+    load_lpips,
+    lpips_diversity,
+    per_model_csv,
+)
+from pipeline.metrics.masks import mask_summary, pixelwise_stats
+from pipeline.metrics.sifid import SIFIDOptions, sifid_folders
+from pipeline.params import load_section
+from pipeline.tracking import log_metrics, stage_run
+from singanseg.io import InputError, atomic_dir, write_text
+from singanseg.typed import ConfigError
+
+SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
+BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    bin_width: float = 5.0  # histogram bins in percent; Fig 3/6 bin width unknown (paper.md section 7)
+    pixelwise: bool = True  # Fig 5: per-model pixel-wise mean/std of sampled masks
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    device: str = "cpu"
+    weights_dir: str | None = None  # used by every section whose own weights_dir is null
+    sifid: SIFIDOptions = field(default_factory=SIFIDOptions)
+    fid: FIDOptions = field(default_factory=FIDOptions)
+    lpips: LPIPSOptions = field(default_factory=LPIPSOptions)
+    masks: MaskOptions = field(default_factory=MaskOptions)
+    fid_singan: bool = True  # FID of SinGAN sets against their source images (for the GAN comparison)
+    track: bool = True
+
+    def section(self, name: str):
+        opts = getattr(self, name)
+        if getattr(opts, "weights_dir", "x") is None and self.weights_dir:
+            opts = dataclasses.replace(opts, weights_dir=self.weights_dir)
+        return opts
+
+
+def discover_sets(synthetic: Path) -> list[tuple[str, str, int | None]]:
+    """(set name, kind, K) for every set folder holding images/; unknown layouts are errors."""
+    if not synthetic.is_dir():
+        return []
+    out = []
+    for images in sorted(synthetic.glob("*/*/images")):
+        name = images.parent.relative_to(synthetic).as_posix()
+        if SINGAN_SET.match(name):
+            out.append((name, "singan", None))
+        elif m := BASELINE_SET.match(name):
+            out.append((name, "baseline", None if m["k"] == "all" else int(m["k"])))
+        else:
+            raise InputError(f"{images.parent}: unknown synthetic set layout (expected singan/gss<S>, singan_st<c>to<s>/gss<S> or <gan>/n<K|all>)")
+    return out
+
+
+def _sources(ids, where: str) -> list[str]:
+    src = []
+    for i in ids:
+        s, sep, n = i.rpartition("_")
+        if not sep or not n.isdigit():
+            raise InputError(f"{where}: sample id '{i}' is not '<real id>_<n>'")
+        src.append(s)
+    return sorted(set(src))
+
+
+def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> dict:
+    """Compute every metric; write into `out` (an empty folder). Returns the summary."""
+    real_idx = image_index(real)
+    sets = discover_sets(synthetic)
+    sifid_opts, fid_opts, lpips_opts = params.section("sifid"), params.section("fid"), params.section("lpips")
+    sifid_opts.validate("quality.sifid")
+    fid_opts.validate("quality.fid")
+    nets: dict = {}
+
+    def inception(network, weights, weights_dir, resize):
+        key = (network, weights, weights_dir, resize)
+        if key not in nets:
+            nets[key] = load_inception(network, weights, weights_dir, resize=resize, device=params.device)
+        return nets[key]
+
+    summary: dict = {"sets": {}, "options": dataclasses.asdict(params)}
+    real_masks = mask_summary(real, params.masks.bin_width)
+    write_text(out / "real_masks.json", json.dumps(real_masks, indent=2) + "\n")
+    summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median")}
+    lp_model = lp_prov = None
+    for name, kind, k in sets:
+        folder = synthetic / name
+        stem = name.replace("/", "__")
+        fake_idx = image_index(folder)
+        entry: dict = {"kind": kind, "count": len(fake_idx)}
+        if kind == "singan":
+            net = inception(sifid_opts.network, sifid_opts.weights, sifid_opts.weights_dir, sifid_opts.resize)
+            res = sifid_folders(real, folder, sifid_opts, net=net, device=params.device)
+            entry["sifid"] = res.summary()
+            write_text(out / f"{stem}.sifid.csv", res.to_csv())
+            ref_ids = _sources(fake_idx, str(folder))
+        else:
+            if k is not None and k > len(real_idx):
+                raise InputError(f"{folder}: trained on the first {k} real images but {real} holds {len(real_idx)}")
+            ref_ids = list(real_idx)[:k]  # n<K>: the first K ids; nall: every real image
+        if kind == "baseline" or params.fid_singan:
+            net = inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
+            entry["fid"] = fid_paths([real_idx[i] for i in ref_ids], list(fake_idx.values()), fid_opts, net, params.device, f"fid {name}")
+            entry["fid"]["reference"] = f"{len(ref_ids)} real ids" + (" (sources of the samples)" if kind == "singan" else f" (first {k})" if k else " (all)")
+        if lp_model is None:
+            lp_model, lp_prov = load_lpips(lpips_opts.net, lpips_opts.weights, lpips_opts.weights_dir, params.device)
+        try:
+            lp = lpips_diversity(folder, real if kind == "singan" else None, lpips_opts, lp_model, lp_prov, params.device)
+            write_text(out / f"{stem}.lpips.csv", per_model_csv(lp))
+            entry["lpips"] = {k2: v for k2, v in lp.items() if k2 != "per_model"}
+        except InputError as e:  # e.g. one sample per model: diversity undefined, say so
+            entry["lpips"] = {"metric": "lpips_diversity", "value": None, "note": str(e)}
+        ms = mask_summary(folder, params.masks.bin_width)
+        entry["masks"] = {"distribution": ms["distribution"]}
+        if params.masks.pixelwise:
+            entry["masks"]["per_model"] = pixelwise_stats(folder, out / "mask_stats" / stem)
+        write_text(out / f"{stem}.json", json.dumps(entry, indent=2) + "\n")
+        summary["sets"][name] = {
+            "sifid": entry.get("sifid", {}).get("value"),
+            "sifid_std": entry.get("sifid", {}).get("std"),
+            "fid": entry.get("fid", {}).get("value"),
+            "fid_dims": entry.get("fid", {}).get("dims"),
+            "lpips_diversity": entry["lpips"].get("value"),
+            "mask_foreground_mean": ms["distribution"]["mean"],
+        }
+    summary["provenance"] = provenance(nets, lp_prov)
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def provenance(nets: dict, lp_prov) -> dict[str, str]:
+    out = {}
+    for (network, *_rest, resize), net in nets.items():
+        out[f"{network}{'' if resize else '_native'}"] = f"{net.provenance.weights}: {net.provenance.source}"
+    if lp_prov is not None:
+        out["lpips"] = f"{lp_prov.weights}: {lp_prov.source}"
+    return out
+
+
+def flat_metrics(summary: dict) -> dict[str, float]:
+    m = {}
+    for name, s in summary["sets"].items():
+        for k, v in s.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                m[f"{name}/{k}"] = float(v)
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pipeline.quality", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--real", default="data/real")
+    ap.add_argument("--synthetic", default="synthetic")
+    ap.add_argument("--out", default="metrics/quality")
+    args = ap.parse_args(argv)
+    try:
+        params = load_section("quality", QualityParams, args.params)
+        with atomic_dir(args.out) as tmp:
+            summary = evaluate(params, Path(args.real), Path(args.synthetic), tmp)
+        with stage_run("quality", params, provenance=summary["provenance"], enabled=params.track) as run:
+            log_metrics(run, flat_metrics(summary))
+            if run is not None:
+                import mlflow
+
+                mlflow.log_artifact(str(Path(args.out) / "summary.json"))
+    except (InputError, ConfigError, WeightsError, ValueError) as e:
+        print(f"quality: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(f"quality: {len(summary['sets'])} synthetic set(s) -> {args.out}/summary.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
