@@ -90,3 +90,18 @@ def lines(df: pd.DataFrame, x: str, y: str, hue: str, path: str | Path, style: s
     ax.set_title(title)
     ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
+
+
+def histograms(hists: Mapping[str, tuple[Sequence[float], Sequence[int]]], path: str | Path, xlabel: str, title: str = "") -> Path:
+    """Normalised histograms given as (edges, counts) per set, drawn as steps (Fig 3, 6)."""
+    sns.set_theme(**STYLE)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for (name, (edges, counts)), color in zip(hists.items(), sns.color_palette(n_colors=len(hists)), strict=False):
+        edges, counts = np.asarray(edges, float), np.asarray(counts, float)
+        density = counts / max(counts.sum(), 1) / np.diff(edges)
+        ax.stairs(density, edges, label=f"{name} (n={int(counts.sum())})", color=color, linewidth=1.4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

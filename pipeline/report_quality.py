@@ -1,0 +1,117 @@
+"""Report tables and figures from `metrics/quality/` (the `quality` stage's outputs).
+
+- SIFID of SinGAN-Seg samples against their training images, by gen_start_scale and
+  style-transfer ratio (the paper's SIFID table; its values are not available to us,
+  paper.md section 7), with FID and LPIPS diversity beside it;
+- FID (and LPIPS diversity) of SinGAN-Seg vs DCGAN / Progressive GAN / FastGAN by training
+  set size (the paper's GAN comparison);
+- foreground-percentage distributions of real and synthetic masks (Fig 3, 6) and the
+  pixel-wise mean/std maps of sampled masks (Fig 5).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import figures
+from pipeline.tables import Table
+
+_ST = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
+_GAN = re.compile(r"^(?P<gan>[a-z0-9_]+)/n(?P<k>\d+|all)$")
+GAN_NAMES = {"singan": "SinGAN-Seg", "dcgan": "DCGAN", "progan": "Progressive GAN", "fastgan": "FastGAN"}
+
+
+def _label(name: str) -> str:
+    m = _ST.match(name)
+    if m:
+        st = f"ST {m['c']}:{m['s']}" if m["c"] else "no ST"
+        return f"gen_start_scale {m['gss']}, {st}"
+    return name
+
+
+def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int):
+    """(tables, figures, provenance {what: {weights}}, missing) from metrics/quality."""
+    summary_path = root / "summary.json"
+    if not summary_path.is_file():
+        return [], [], {}, ["SIFID / FID / LPIPS tables and mask figures (stage `quality`)"]
+    summary = json.loads(summary_path.read_text())
+    prov = {f"quality: {k}": {v} for k, v in summary.get("provenance", {}).items()}
+    sets = summary.get("sets", {})
+    tables, figs, missing = [], [], []
+
+    sifid_rows = {n: s for n, s in sets.items() if _ST.match(n)}
+    if sifid_rows:
+        opts = summary["options"]
+        idx = sorted(sifid_rows, key=lambda n: (int(_ST.match(n)["gss"]), _ST.match(n)["c"] is not None, n))
+        mean = pd.DataFrame({
+            "SIFID": [sifid_rows[n]["sifid"] for n in idx],
+            "FID": [sifid_rows[n]["fid"] for n in idx],
+            "LPIPS diversity": [sifid_rows[n]["lpips_diversity"] for n in idx],
+            "mask fg %": [sifid_rows[n]["mask_foreground_mean"] for n in idx],
+        }, index=pd.Index([_label(n) for n in idx], name="SinGAN-Seg samples"))  # fmt: skip
+        std = pd.DataFrame({"SIFID": [sifid_rows[n]["sifid_std"] for n in idx]}, index=mean.index)
+        sifid_opts = opts["sifid"]
+        tables.append(Table(
+            "sifid", "SIFID of SinGAN-Seg samples vs their training images, by gen_start_scale and style transfer",
+            mean, std, {"SIFID": "min", "FID": "min"},
+            caption + f"; SIFID dims {sifid_opts['dims']}, resize {sifid_opts['resize']}, network {sifid_opts['network']}; "
+            f"FID dims {opts['fid']['dims']}",
+            digits, notes=["The paper reports lower SIFID after style transfer; its numeric table was not "
+                           "available to us (docs: paper.md section 7)."],
+        ))  # fmt: skip
+    else:
+        missing.append("SIFID table (no SinGAN-Seg sets in synthetic/)")
+
+    gan_rows = []
+    for n, s in sets.items():
+        if m := _GAN.match(n):
+            gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s))
+    for n, s in sets.items():
+        if (m := _ST.match(n)) and not m["c"]:
+            gan_rows.append((GAN_NAMES["singan"] + f" (gss {m['gss']})", "per image", s))
+    if gan_rows:
+        gan_rows.sort(key=lambda r: (r[0] != "SinGAN-Seg", r[0], int(r[1]) if r[1].isdigit() else 10**9))
+        mean = pd.DataFrame(
+            {"FID": [r[2]["fid"] for r in gan_rows], "FID dims": [r[2]["fid_dims"] for r in gan_rows],
+             "LPIPS diversity": [r[2]["lpips_diversity"] for r in gan_rows],
+             "mask fg %": [r[2]["mask_foreground_mean"] for r in gan_rows]},
+            index=pd.Index([f"{g}, trained on {k}" for g, k, _ in gan_rows], name="generator"),
+        )  # fmt: skip
+        tables.append(Table(
+            "gan_comparison", "FID of each generator's samples vs its real training images",
+            mean, None, {"FID": "min"}, caption, digits,
+            notes=["SinGAN-Seg trains one model per image; its FID compares all samples with their source images. "
+                   "FID from fewer images than feature dimensions is biased upwards; compare rows of equal size."],
+        ))  # fmt: skip
+
+    real_masks = root / "real_masks.json"
+    hists = {}
+    if real_masks.is_file():
+        h = json.loads(real_masks.read_text())["distribution"]["histogram"]
+        hists["real"] = (h["edges"], h["counts"])
+    for n in sets:
+        p = root / f"{n.replace('/', '__')}.json"
+        if p.is_file():
+            h = json.loads(p.read_text())["masks"]["distribution"]["histogram"]
+            hists[_label(n)] = (h["edges"], h["counts"])
+    if hists:
+        figs.append(figures.histograms(hists, fig_dir / "mask_foreground.png", "mask foreground (% of pixels)",
+                                       "Foreground percentage of real and synthetic masks"))  # fmt: skip
+
+    maps = []
+    for n in sets:
+        if not _ST.match(n) or _ST.match(n)["c"]:
+            continue
+        d = root / "mask_stats" / n.replace("/", "__")
+        for mean_path in sorted(d.glob("*_mean.npy"))[:6]:
+            std_path = mean_path.with_name(mean_path.name.replace("_mean.npy", "_std.npy"))
+            maps.append((f"{mean_path.name[:-9][:12]}", np.load(mean_path), np.load(std_path)))
+        break
+    if maps:
+        figs.append(figures.mask_maps(maps, fig_dir / "mask_mean_std.png"))
+    return tables, figs, prov, missing
