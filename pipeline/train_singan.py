@@ -1,0 +1,113 @@
+"""DVC stage `train_singan`: one SinGAN-Seg model per real pair into `<out>/<id>/`.
+
+paper.md s3: one model per real image (1000 models). Idempotent per image (design notes):
+a finished model is skipped, an interrupted one resumes after its last finished scale.
+Sharded for `foreach` with `--shard i --num-shards n` (ids sorted, shard i takes every n-th).
+
+    python -m pipeline.train_singan [--params params.yaml] [--shard 0 --num-shards 1] [--out models/singan]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pipeline.executors import ExecutorConfig
+from pipeline.params import load_section
+from pipeline.tracking import log_metrics, stage_run
+from singanseg.ckpt import CheckpointError
+from singanseg.config import SinGANConfig
+from singanseg.io import InputError, list_pairs
+from singanseg.many import ManyResult, train_many
+from singanseg.typed import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SinGANStageParams:
+    input_dir: str = "data/real"  # the data stage's output (design notes)
+    out_dir: str = "models/singan"
+    # The reference seeds every run from --manualSeed or a random one (functions.py::post_config);
+    # we derive one per image from this base seed and the id, recorded in model.json.
+    seed: int = 0
+    limit: int | None = None  # first N ids only; null = all
+    track: bool = True
+    # A model folder trained with other params/data: `retrain` (DVC invalidated it) or `error`.
+    on_incompatible: Literal["retrain", "error"] = "retrain"
+    model: SinGANConfig = field(default_factory=SinGANConfig)
+    # how the shard's images fan out (pipeline/executors.py): in-process, a process pool or Ray
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    batch: int = 1  # models trained as one batched computation (singanseg/batched.py, issue 8)
+
+
+def run(
+    params: SinGANStageParams,
+    shard: int = 0,
+    num_shards: int = 1,
+    out: str | None = None,
+    progress: bool = True,
+    exclusive_out: bool = False,
+) -> ManyResult:
+    """Train this shard's models through the executor (`singan.executor`); see singanseg.many.
+
+    `exclusive_out`: the out folder holds this shard's models only (dvc.yaml gives each shard
+    its own persistent folder), so model folders of other ids are stale and removed.
+    """
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard {shard}: must be in 0..{num_shards - 1}")
+    out_root = Path(out or params.out_dir)
+    pairs = list_pairs(params.input_dir)[: params.limit]
+    mine = {p.id for p in pairs[shard::num_shards]}
+    # the shard's folder persists between runs (dvc.yaml): models of ids that left the data
+    # set or this shard are stale and must not reach the generate stage
+    if exclusive_out and out_root.is_dir():
+        for d in sorted(out_root.iterdir()):
+            if d.is_dir() and d.name not in mine:
+                log.warning("removing %s: its id is not in this shard of %s any more", d, params.input_dir)
+                shutil.rmtree(d)
+    with stage_run(
+        "train_singan", params, run_name=f"train_singan[{shard}/{num_shards}]", enabled=params.track,
+        tags={"shard": f"{shard}/{num_shards}", "executor": params.executor.executor},
+    ) as run_:
+        result = train_many(
+            params.input_dir, out_root, params.model, params.executor, seed=params.seed, batch=params.batch,
+            shard=(shard, num_shards), limit=params.limit, on_incompatible=params.on_incompatible,
+            parent_run_id=run_.info.run_id if run_ is not None else None, progress=progress,
+        )  # fmt: skip
+        counts = {s: len(result.ids(s)) for s in ("done", "skipped", "failed")}
+        log_metrics(run_, {f"models_{k}": v for k, v in counts.items()})
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--shard", type=int, default=0)
+    ap.add_argument("--num-shards", type=int, default=1)
+    ap.add_argument("--out", default=None, help="overrides singan.out_dir")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--exclusive-out", action="store_true",
+                    help="the out folder is this shard's alone: remove model folders of other ids")
+    args = ap.parse_args(argv)
+    try:
+        params = load_section("singan", SinGANStageParams, args.params)
+        result = run(params, args.shard, args.num_shards, args.out, progress=not args.quiet,
+                     exclusive_out=args.exclusive_out)
+    except (ConfigError, InputError, CheckpointError) as e:
+        print(f"train_singan: error: {e}", file=sys.stderr)
+        return 2
+    print(f"train_singan: {result.summary} -> {args.out or params.out_dir}")
+    # a failed image fails the stage (DVC must not record it as done), after the others finished
+    return 1 if result.ids("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Python API: `train(image, mask, out)` and `load(folder)`.
+
+`train` is idempotent (design notes, "Decisions"): a finished model is loaded, never
+retrained; an unfinished one resumes after its last finished scale with the random stream
+it had there; a folder trained with another config, seed or input is refused with a clear
+error instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from singanseg.ckpt import CheckpointError
+from singanseg.config import SinGANConfig
+from singanseg.io import read_image, read_mask
+from singanseg.model import (
+    MODEL_JSON,
+    SinGANSeg,
+    config_of,
+    load_scale,
+    read_model_json,
+    save_scale,
+    write_model_json,
+)
+from singanseg.pyramid import build_pyramid, to_rgba
+from singanseg.training import Frozen, train_scale
+from singanseg.typed import to_mapping
+
+log = logging.getLogger(__name__)
+
+
+class IncompatibleModelError(CheckpointError):
+    """The folder holds a model of another config, seed or input; nothing was changed."""
+
+
+def _read_inputs(image, mask) -> tuple[np.ndarray, str]:
+    if isinstance(image, (str, os.PathLike)) != isinstance(mask, (str, os.PathLike)):
+        raise TypeError("train: give image and mask both as paths or both as arrays")
+    if isinstance(image, (str, os.PathLike)):
+        img = read_image(image)
+        msk, info = read_mask(mask)
+        return to_rgba(img, msk, where=f"{mask}", ambiguous_px=info.ambiguous_px), f"{image}"
+    return to_rgba(image, mask, where="input arrays"), "input arrays"
+
+
+def _tqdm_factory(n_scales: int, niter: int, enabled: bool) -> Callable[[int], object] | None:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda n: tqdm(
+        total=niter, desc=f"scale {n}/{n_scales - 1}", leave=False, dynamic_ncols=True
+    )
+
+
+def train(
+    image,
+    mask,
+    out: str | os.PathLike,
+    config: SinGANConfig | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    on_scale: Callable[[int, dict], None] | None = None,
+) -> SinGANSeg:
+    """Train (or resume, or just load) a SinGAN-Seg model of one image + mask into folder `out`.
+
+    image, mask: paths, or uint8 arrays (H, W, 3) and (H, W) with values {0, 255}.
+    `on_scale(n, summary)` is called after each newly finished scale (e.g. to log metrics).
+    """
+    cfg = config or SinGANConfig()
+    out = Path(out)
+    rgba, where = _read_inputs(image, mask)
+    input_sha = hashlib.sha256(
+        np.ascontiguousarray(rgba).tobytes() + str(rgba.shape).encode()
+    ).hexdigest()
+    reals, spec = build_pyramid(rgba, cfg, where)
+    shapes = [list(r.shape[2:]) for r in reals]
+
+    gen = torch.Generator()
+    scales: list[dict] = []
+    if (out / MODEL_JSON).exists():
+        meta = read_model_json(out)
+        stored = config_of(meta, out)
+        problems = []
+        if stored != cfg:
+            diff = {
+                k: (v, to_mapping(cfg)[k])
+                for k, v in to_mapping(stored).items()
+                if to_mapping(cfg)[k] != v
+            }
+            problems.append(f"config differs (stored, requested): {diff}")
+        if seed is not None and int(meta["seed"]) != seed:
+            problems.append(f"seed {meta['seed']} != {seed}")
+        if meta["input_sha256"] != input_sha:
+            problems.append("it was trained on another image/mask")
+        if problems:
+            raise IncompatibleModelError(
+                f"{out / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
+                f"use another --out or delete the folder"
+            )
+        seed = int(meta["seed"])
+        if meta["complete"]:
+            log.info("%s: already trained, not retraining", out)
+            return SinGANSeg.load(out)
+        scales = [load_scale(out, n, cfg) for n in range(int(meta["finished_scales"]))]
+        if scales:
+            gen.set_state(scales[-1]["rng_state"])
+            log.info("%s: resuming after scale %d", out, len(scales) - 1)
+        else:
+            gen.manual_seed(seed)
+    else:
+        seed = (
+            secrets.randbelow(10_000) + 1 if seed is None else int(seed)
+        )  # post_config: randint(1, 10000)
+        gen.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def record(complete: bool) -> None:
+        write_model_json(
+            out,
+            {
+                "config": to_mapping(cfg),
+                "seed": seed,
+                "input_sha256": input_sha,
+                "input_shape": list(rgba.shape),
+                "pyramid": {
+                    "scale1": spec.scale1,
+                    "stop_scale": spec.stop_scale,
+                    "scale_factor": spec.scale_factor,
+                    "num_scales": spec.num_scales,
+                    "shapes": shapes,
+                },
+                "finished_scales": len(scales),
+                "complete": complete,
+                "noise_amp": [s["noise_amp"] for s in scales],
+                "z_opt": "tensor 'z_opt' of scale_<n>.safetensors (padded; zeros above the coarsest scale)",
+                "losses": [
+                    {k: {"first": v[0], "last": v[-1]} for k, v in s["losses"].items() if v}
+                    for s in scales
+                ],
+                "seconds": [s["seconds"] for s in scales],
+            },
+        )
+
+    if not scales:
+        record(False)
+    frozen = Frozen(
+        Gs=[s["G"] for s in scales],
+        Zs=[s["z_opt"] for s in scales],
+        noise_amps=[s["noise_amp"] for s in scales],
+    )
+    bars = _tqdm_factory(len(reals), cfg.niter, progress)
+    for n in range(len(scales), len(reals)):
+        prev = (scales[-1]["D"].state_dict(), scales[-1]["G"].state_dict()) if scales else None
+        r = train_scale(n, frozen, reals, cfg, spec.scale_factor, gen, prev, bars)
+        save_scale(out, n, r.netG, r.netD, r.z_opt, reals[n], r.noise_amp, gen, r.losses, r.seconds)
+        scales.append(
+            {
+                "G": r.netG,
+                "D": r.netD,
+                "z_opt": r.z_opt,
+                "real": reals[n],
+                "noise_amp": r.noise_amp,
+                "losses": r.losses,
+                "seconds": r.seconds,
+            }
+        )
+        frozen.Gs.append(r.netG)
+        frozen.Zs.append(r.z_opt)
+        frozen.noise_amps.append(r.noise_amp)
+        record(n == len(reals) - 1)
+        if on_scale is not None:
+            on_scale(
+                n,
+                {
+                    "seconds": r.seconds,
+                    "noise_amp": r.noise_amp,
+                    **{f"{k}_last": v[-1] for k, v in r.losses.items() if v},
+                },
+            )
+    if len(scales) == len(reals) and not read_model_json(out)["complete"]:
+        record(True)
+    return SinGANSeg.load(out)
+
+
+def load(folder: str | os.PathLike) -> SinGANSeg:
+    """A trained model from its folder (never unpickles; verifies every tensor file's hash)."""
+    return SinGANSeg.load(folder)

@@ -1,0 +1,145 @@
+"""`singanseg` command line: train | sample | info | stylize (singanseg.style) | train-many (singanseg.many).
+
+Errors the user can fix (bad input, config, checkpoint) print one line to stderr and exit 2,
+never a traceback (conventions.md "Code").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from singanseg import __version__
+from singanseg.ckpt import CheckpointError
+from singanseg.config import PRESETS, preset
+from singanseg.io import InputError, atomic_dir
+from singanseg.typed import ConfigError, parse_sets
+
+USER_ERRORS = (InputError, ConfigError, CheckpointError, ValueError, FileNotFoundError)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from singanseg.api import train
+
+    cfg = preset(args.profile, **parse_sets(args.set))
+    model = train(args.image, args.mask, args.out, cfg, seed=args.seed, progress=not args.quiet)
+    print(f"trained {model.num_scales} scales into {args.out}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from singanseg.api import load
+    from singanseg.sample import write_pairs
+
+    model = load(args.model)
+    pairs = model.sample(
+        args.num, args.gen_start_scale, seed=args.seed, mask_post_processing=not args.soft_mask
+    )
+    sample_id = args.id or Path(args.model).resolve().name
+    with atomic_dir(args.out) as tmp:
+        if Path(args.out).is_dir():  # keep what is already there (other models' samples)
+            import shutil
+
+            shutil.copytree(args.out, tmp, dirs_exist_ok=True)
+        write_pairs(pairs, tmp, sample_id)
+    print(f"wrote {len(pairs)} pairs to {args.out}/images and {args.out}/masks")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from singanseg.model import SinGANSeg
+
+    model = SinGANSeg.load(args.model, allow_incomplete=True)
+    print(json.dumps(model.info(), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="singanseg",
+        description="SinGAN-Seg: synthetic polyp image/mask pairs from one image (Thambawita et al. 2022)",
+    )
+    parser.add_argument("--version", action="version", version=f"singanseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser(
+        "train", help="train one SinGAN-Seg model on an image and its mask (resumes if interrupted)"
+    )
+    t.add_argument("image", help="RGB image file")
+    t.add_argument("mask", help="binary mask file (binarised at 127), same size as the image")
+    t.add_argument("--out", required=True, help="model folder")
+    t.add_argument(
+        "--profile", default="paper", choices=sorted(PRESETS), help="config preset (default: paper)"
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set niter=20 (repeatable)",
+    )
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed (default: random, recorded in model.json)",
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser(
+        "sample", help="write synthetic pairs images/<id>_<n>.png, masks/<id>_<n>.png"
+    )
+    s.add_argument("model", help="trained model folder")
+    s.add_argument("--num", type=int, required=True, help="number of pairs")
+    s.add_argument(
+        "--gen-start-scale",
+        type=int,
+        default=0,
+        help="0 = most random (the paper's experiments); number of scales = reconstruction",
+    )
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument(
+        "--id", default=None, help="id prefix of the files (default: the model folder's name)"
+    )
+    s.add_argument(
+        "--soft-mask",
+        action="store_true",
+        help="keep the soft mask as grayscale instead of thresholding at 0.5",
+    )
+    s.set_defaults(func=_sample)
+
+    i = sub.add_parser("info", help="describe a model folder")
+    i.add_argument("model")
+    i.set_defaults(func=_info)
+
+    from singanseg.many import add_train_many_command
+    from singanseg.style import add_stylize_command
+
+    add_stylize_command(sub)
+    add_train_many_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="singanseg: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"singanseg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("singanseg: interrupted (finished scales are kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

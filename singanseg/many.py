@@ -1,0 +1,396 @@
+"""Train one SinGAN-Seg model per image/mask pair of a dataset folder (`singanseg train-many`).
+
+The paper trains one SinGAN-Seg per real image (1000 Kvasir-SEG models; paper.md s1,
+issue 8). Each pair is one task of `pipeline.executors.run_tasks`, so the same call runs
+in-process, in a process pool or on a Ray cluster. A task is idempotent (design notes,
+"Decisions"): a model folder whose `model.json` says `complete` with the same config is
+skipped without loading a tensor, a partial one resumes after its last finished scale
+(singanseg.api.train), and a folder trained with another config or input is reported
+failed with the trainer's own message rather than overwritten. One broken pair fails
+alone: its id and error are reported, the others finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.executors import ExecutorConfig, ExecutorError, Skipped, TaskResult, run_tasks
+from singanseg.config import PRESETS, SinGANConfig, config_from_dict, preset
+from singanseg.io import list_pairs, write_text
+from singanseg.model import MODEL_JSON, config_of, read_model_json
+from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
+
+RECORD = "train_many.json"
+
+
+@dataclass(frozen=True)
+class ManyResult:
+    results: list[TaskResult]
+    summary: str
+    record: Path  # the run record written into out_dir
+
+    def ids(self, status: str) -> list[str]:
+        return [r.task_id for r in self.results if r.status == status]
+
+
+def image_seed(base: int | None, image_id: str) -> int | None:
+    """A per-model seed from one run seed, stable when pairs are added or sharded differently.
+
+    The same derivation as the `train_singan` stage (pipeline/train_singan.py), so the
+    command and the stage train identical models. None keeps the paper's behaviour: each
+    model draws its own seed (post_config's randint(1, 10000)), recorded in model.json.
+    """
+    if base is None:
+        return None
+    return int(hashlib.sha256(f"{base}:{image_id}".encode()).hexdigest()[:8], 16)
+
+
+def train_one(
+    image: str,
+    mask: str,
+    out: str,
+    config: dict[str, Any],
+    seed: int | None,
+    on_incompatible: str = "error",
+    parent_run_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> dict[str, Any] | Skipped:
+    """One task: train (or resume, or skip) the model of one pair into folder `out`.
+
+    Runs in a worker; takes only paths, a plain config and a run id, and returns a small
+    summary. `on_incompatible: retrain` deletes a folder trained with another config, seed
+    or input and trains afresh (for DVC stages, whose rerun means the inputs changed);
+    `error` (the library's default) leaves it alone and fails the task. `parent_run_id`:
+    log the per-scale metrics into an MLflow child run of that run (workers only log), in
+    the driver's store `tracking_uri` (a worker's cwd or environment may differ).
+    """
+    if tracking_uri is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    from singanseg.api import IncompatibleModelError, train
+
+    cfg = config_from_dict(config, "train-many config")
+    folder = Path(out)
+    resumed = False
+    if (folder / MODEL_JSON).exists():
+        meta = read_model_json(folder)  # a corrupted file fails the task, naming it
+        same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
+        if meta["complete"] and same:
+            return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
+        resumed = same and int(meta["finished_scales"]) > 0
+    kwargs: dict[str, Any] = {}
+    if "device" in inspect.signature(train).parameters:
+        # On Ray, a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES): "cuda" is it.
+        import torch
+
+        kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    with _child_run(parent_run_id, folder.name) as child:
+
+        def on_scale(n: int, summary: dict) -> None:
+            if child is not None:
+                from pipeline.tracking import log_metrics
+
+                log_metrics(child, {f"scale.{k}": v for k, v in summary.items()}, step=n)
+
+        try:
+            model = train(
+                image,
+                mask,
+                folder,
+                config=cfg,
+                seed=seed,
+                progress=False,
+                on_scale=on_scale,
+                **kwargs,
+            )
+        except IncompatibleModelError:
+            if on_incompatible != "retrain":
+                raise
+            shutil.rmtree(folder)
+            resumed = False
+            model = train(
+                image,
+                mask,
+                folder,
+                config=cfg,
+                seed=seed,
+                progress=False,
+                on_scale=on_scale,
+                **kwargs,
+            )
+        meta = read_model_json(folder)
+        if child is not None:
+            from pipeline.tracking import log_metrics
+
+            log_metrics(child, {"num_scales": model.num_scales, "seed": int(meta["seed"])})
+    return {"seed": int(meta["seed"]), "scales": model.num_scales, "resumed": resumed}
+
+
+@contextlib.contextmanager
+def _child_run(parent_run_id: str | None, image_id: str) -> Iterator[Any]:
+    if parent_run_id is None:
+        yield None
+        return
+    from pipeline.tracking import child_run
+
+    with child_run(parent_run_id, image_id, tags={"image_id": image_id}) as run:
+        yield run
+
+
+def _select_shard(ids: Sequence[str], shard: tuple[int, int] | None) -> slice:
+    """Shard `k` of `n`: every n-th id from the k-th, as the `train_singan` stage shards."""
+    if shard is None:
+        return slice(None)
+    k, n = shard
+    if n < 1 or not 0 <= k < n:
+        raise ConfigError(f"shard: expected K/N with 0 <= K < N, got {k}/{n}")
+    return slice(k, None, n)
+
+
+def summary_line(results: Sequence[TaskResult], max_ids: int = 20) -> str:
+    """`3 pairs: 1 trained (1 resumed), 1 skipped, 1 failed: c (InputError: ...)`."""
+    done = [r for r in results if r.status == "done"]
+    resumed = sum(bool(isinstance(r.value, dict) and r.value.get("resumed")) for r in done)
+    failed = [r for r in results if r.status == "failed"]
+    line = (
+        f"{len(results)} pairs: {len(done)} trained ({resumed} resumed), "
+        f"{sum(r.status == 'skipped' for r in results)} skipped, {len(failed)} failed"
+    )
+    if failed:
+        ids = ", ".join(r.task_id for r in failed[:max_ids])
+        more = f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
+        line += f": {ids}{more} (first error: {failed[0].task_id}: {failed[0].error})"
+    return line
+
+
+def train_many(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: SinGANConfig | None = None,
+    executor_config: ExecutorConfig | None = None,
+    *,
+    seed: int | None = None,
+    batch: int = 1,
+    shard: tuple[int, int] | None = None,
+    limit: int | None = None,
+    on_incompatible: str = "error",
+    parent_run_id: str | None = None,
+    progress: bool = True,
+) -> ManyResult:
+    """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
+
+    `batch` is recorded for the batched multi-model trainer (issue 8 items 1-2); until it
+    exists only 1 is accepted. `limit` keeps the first N sorted ids; `shard=(k, n)` then
+    trains every n-th of them from the k-th. `on_incompatible` and `parent_run_id`: see
+    `train_one` (a DVC stage passes "retrain" and its MLflow run's id). Raises for problems
+    of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
+    results with status "failed".
+    """
+    cfg = config or SinGANConfig()
+    ex_cfg = executor_config or ExecutorConfig()
+    if batch != 1:
+        raise ConfigError(
+            f"batch: {batch} models per batch needs the batched trainer (issue 8, items 1-2), "
+            f"which is not available yet; use batch 1"
+        )
+    if on_incompatible not in ("error", "retrain"):
+        raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit: must be >= 1 (or null for all), got {limit}")
+    pairs = list_pairs(data_dir)[:limit]
+    pairs = pairs[_select_shard([p.id for p in pairs], shard)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plain = to_mapping(cfg)
+    uri = None
+    if parent_run_id is not None:
+        from pipeline.tracking import tracking_uri
+
+        uri = tracking_uri()
+    tasks = [
+        (
+            p.id,
+            {
+                "image": str(p.image),
+                "mask": str(p.mask),
+                "out": str(out_dir / p.id),
+                "config": plain,
+                "seed": image_seed(seed, p.id),
+                "on_incompatible": on_incompatible,
+                "parent_run_id": parent_run_id,
+                "tracking_uri": uri,
+            },
+        )
+        for p in pairs
+    ]
+    results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
+    summary = summary_line(results)
+    name = RECORD if shard is None else f"train_many.shard-{shard[0]}-of-{shard[1]}.json"
+    record = write_text(
+        out_dir / name,
+        json.dumps(
+            {
+                "data_dir": str(data_dir),
+                "config": plain,
+                "executor": to_mapping(ex_cfg),
+                "seed": seed,
+                "batch": batch,
+                "shard": list(shard) if shard else None,
+                "limit": limit,
+                "summary": summary,
+                "results": [
+                    {
+                        "id": r.task_id,
+                        "status": r.status,
+                        "error": r.error,
+                        "seconds": round(r.seconds, 3),
+                        "value": r.value,
+                    }
+                    for r in results
+                ],
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n",
+    )
+    return ManyResult(results, summary, record)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _shard_arg(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected K/N such as 0/4, got {text!r}")
+    return int(k), int(n)
+
+
+def run_train_many_command(args: argparse.Namespace) -> int:
+    """`singanseg train-many`: 0 when every pair trained or was skipped, 1 when any failed."""
+    cfg = preset(args.profile, **parse_sets(args.set))
+    options = {
+        "executor": args.executor,
+        "jobs": args.jobs,
+        "threads_per_job": args.threads_per_job,
+        "num_cpus_per_task": args.cpus_per_task,
+        "num_gpus_per_task": args.gpus_per_task,
+        "ray_address": args.ray_address,
+    }
+    ex_cfg = from_mapping(
+        ExecutorConfig, {k: v for k, v in options.items() if v is not None}, "train-many"
+    )
+    try:
+        result = train_many(
+            args.data_dir,
+            args.out,
+            cfg,
+            ex_cfg,
+            seed=args.seed,
+            batch=args.batch,
+            shard=args.shard,
+            progress=not args.quiet,
+        )
+    except ExecutorError as e:  # one line, as singanseg.cli.main prints the other user errors
+        print(f"singanseg: error: {e}", file=sys.stderr)
+        return 2
+    print(f"train-many {args.data_dir} -> {args.out}: {result.summary}")
+    return 1 if result.ids("failed") else 0
+
+
+def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `train-many` on the `singanseg` parser's subcommands."""
+    p = subparsers.add_parser(
+        "train-many", help="train one SinGAN-Seg model per image/mask pair of a folder (skips finished ones)",
+        description="Train DATA_DIR's pairs (images/<id>, masks/<id>) into OUT/<id>/: finished models are "
+                    "skipped, interrupted ones resume, a failing pair is reported with its id and the rest finish.",
+    )  # fmt: skip
+    p.add_argument("data_dir", metavar="DATA_DIR", help="dataset folder with images/ and masks/")
+    p.add_argument("--out", required=True, help="folder of model folders, one per id")
+    p.add_argument(
+        "--profile", default="paper", choices=sorted(PRESETS), help="config preset (default: paper)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set niter=20 (repeatable)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="run seed; each model's seed derives from it and its id (default: random per model)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="K",
+        help="models trained together as one batch (only 1 until the batched trainer lands)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default=None,
+        help="where tasks run (default: local)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tasks at once (local default 1 = in this process; ray default: as resources allow)",
+    )
+    p.add_argument(
+        "--threads-per-job", type=int, default=None, metavar="N", help="torch threads per task"
+    )
+    p.add_argument(
+        "--cpus-per-task", type=float, default=None, metavar="F", help="ray: CPUs reserved per task"
+    )
+    p.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        metavar="F",
+        help="ray: GPU fraction per task, e.g. 0.25 packs four models on a GPU (needs a GPU node)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="ray: cluster address host:port or ray://host:port (default: $RAY_ADDRESS, else a local cluster)",
+    )
+    p.add_argument(
+        "--shard",
+        type=_shard_arg,
+        default=None,
+        metavar="K/N",
+        help="train only every N-th of the sorted ids from the K-th (for DVC shards)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train_many_command)
+    return p
+
+
+__all__ = [
+    "ManyResult",
+    "add_train_many_command",
+    "image_seed",
+    "run_train_many_command",
+    "summary_line",
+    "train_many",
+    "train_one",
+]

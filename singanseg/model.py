@@ -1,0 +1,232 @@
+"""A trained SinGAN-Seg model on disk and in memory.
+
+Folder layout (design notes, "train_singan"): one `scale_<n>.safetensors` + `scale_<n>.json`
+per finished scale (written through singanseg.ckpt: safetensors, JSON last with the
+tensors' sha256, never pickle) and `model.json`, rewritten atomically after every finished
+scale: config, seed, input hash, pyramid (scale1, stop_scale, scale_factor, shapes), noise
+amplitudes, per-scale loss summaries, library versions, `finished_scales` and `complete`.
+`model.json` is the authority: a scale file not yet listed there is retrained on resume.
+
+Each scale state holds G and D (D because the next scale starts from it when nfc is
+unchanged), z_opt, the scale's real image and the random generator's state after the
+scale, so a resumed run continues the exact random stream of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from singanseg.ckpt import (
+    CheckpointError,
+    library_versions,
+    load_module,
+    load_state,
+    module_tensors,
+    save_state,
+)
+from singanseg.config import SinGANConfig, config_from_dict
+from singanseg.io import write_text
+from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator
+from singanseg.sample import generate, to_uint8
+from singanseg.typed import ConfigError, to_mapping
+
+MODEL_FORMAT = "singanseg-singan"
+MODEL_FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+
+
+def scale_name(n: int) -> str:
+    return f"scale_{n}"
+
+
+def save_scale(
+    folder: Path,
+    n: int,
+    netG: torch.nn.Module,
+    netD: torch.nn.Module,
+    z_opt: torch.Tensor,
+    real: torch.Tensor,
+    noise_amp: float,
+    gen: torch.Generator,
+    losses: dict,
+    seconds: float,
+) -> None:
+    tensors = {
+        **module_tensors(netG, "G"),
+        **module_tensors(netD, "D"),
+        "z_opt": z_opt,
+        "real": real,
+        "rng_state": gen.get_state(),
+    }
+    meta = {
+        "scale": n,
+        "noise_amp": noise_amp,
+        "shape": list(real.shape[2:]),
+        "losses": losses,
+        "seconds": seconds,
+    }
+    save_state(folder, tensors, meta, name=scale_name(n))
+
+
+def read_model_json(folder: str | os.PathLike) -> dict[str, Any]:
+    path = Path(folder) / MODEL_JSON
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found (not a trained SinGAN-Seg model folder)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: corrupted model metadata ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a SinGAN-Seg model (format {meta.get('format') if isinstance(meta, dict) else None!r})"
+        )
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: model format version {meta.get('format_version')} is not supported by this version of "
+            f"singanseg (expects {MODEL_FORMAT_VERSION})"
+        )
+    for key in (
+        "config",
+        "seed",
+        "finished_scales",
+        "pyramid",
+        "noise_amp",
+        "complete",
+        "input_sha256",
+    ):
+        if key not in meta:
+            raise CheckpointError(f"{path}: corrupted model metadata (key {key!r} missing)")
+    return meta
+
+
+def write_model_json(folder: Path, meta: dict[str, Any]) -> None:
+    record = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "versions": library_versions(),
+        **meta,
+    }
+    write_text(folder / MODEL_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def config_of(meta: dict[str, Any], folder: Path) -> SinGANConfig:
+    try:
+        return config_from_dict(meta["config"], f"{folder / MODEL_JSON}: config")
+    except ConfigError as e:
+        raise CheckpointError(f"incompatible model: {e}") from None
+
+
+def load_scale(folder: Path, n: int, cfg: SinGANConfig) -> dict[str, Any]:
+    """Scale n's frozen G (eval), D, z_opt, real, rng state and metadata."""
+    tensors, meta = load_state(folder, scale_name(n))
+    nfc, min_nfc = cfg.nfc_at(n)
+    G, D = GeneratorConcatSkip2CleanAdd(cfg, nfc, min_nfc), WDiscriminator(cfg, nfc, min_nfc)
+    where = str(folder / f"{scale_name(n)}.safetensors")
+    load_module(G, tensors, "G", where)
+    load_module(D, tensors, "D", where)
+    for key in ("z_opt", "real", "rng_state"):
+        if key not in tensors:
+            raise CheckpointError(f"{where}: tensor {key!r} missing")
+    for net in (G, D):
+        net.eval()
+        net.requires_grad_(False)
+    return {
+        "G": G,
+        "D": D,
+        "z_opt": tensors["z_opt"],
+        "real": tensors["real"],
+        "rng_state": tensors["rng_state"],
+        "noise_amp": float(meta["noise_amp"]),
+        "losses": meta.get("losses", {}),
+        "seconds": meta.get("seconds"),
+    }
+
+
+class SinGANSeg:
+    """A trained (possibly partially trained) SinGAN-Seg model: frozen generators per scale."""
+
+    def __init__(
+        self,
+        config: SinGANConfig,
+        scales: list[dict[str, Any]],
+        scale_factor: float,
+        meta: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ):
+        self.config = config
+        self.Gs = [s["G"] for s in scales]
+        self.Ds = [s["D"] for s in scales]
+        self.Zs = [s["z_opt"] for s in scales]
+        self.reals = [s["real"] for s in scales]
+        self.noise_amps = [s["noise_amp"] for s in scales]
+        self.losses = [s["losses"] for s in scales]
+        self.scale_factor = scale_factor
+        self.meta = meta or {}
+        self.path = path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, allow_incomplete: bool = False) -> SinGANSeg:
+        folder = Path(folder)
+        meta = read_model_json(folder)
+        if not meta["complete"] and not allow_incomplete:
+            raise CheckpointError(
+                f"{folder / MODEL_JSON}: training is unfinished ({meta['finished_scales']} of "
+                f"{meta['pyramid']['stop_scale'] + 1} scales); rerun `singanseg train` with the same --out to resume"
+            )
+        cfg = config_of(meta, folder)
+        scales = [load_scale(folder, n, cfg) for n in range(int(meta["finished_scales"]))]
+        shapes = [list(s["real"].shape[2:]) for s in scales]
+        if shapes != meta["pyramid"]["shapes"][: len(scales)]:
+            raise CheckpointError(
+                f"{folder / MODEL_JSON}: pyramid shapes {meta['pyramid']['shapes']} do not match the scale files {shapes}"
+            )
+        return cls(cfg, scales, float(meta["pyramid"]["scale_factor"]), meta, folder)
+
+    @property
+    def num_scales(self) -> int:
+        return len(self.Gs)
+
+    def sample(
+        self,
+        num: int = 1,
+        gen_start_scale: int = 0,
+        seed: int | None = None,
+        mask_post_processing: bool = True,
+        batch_size: int = 8,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`num` synthetic (image uint8 (H, W, 3), mask uint8 (H, W)) pairs."""
+        gen = torch.Generator()
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed))
+        x = generate(self, num, gen_start_scale, gen, batch_size)
+        return to_uint8(x, mask_post_processing)
+
+    def reconstruction(self) -> torch.Tensor:
+        """G's replay of the training pair (gen_start_scale = number of scales), (1, 4, H, W)."""
+        return generate(self, 1, self.num_scales, torch.Generator().manual_seed(0))
+
+    def info(self) -> dict[str, Any]:
+        m = self.meta
+        return {
+            "path": str(self.path) if self.path else None,
+            "complete": m.get("complete"),
+            "scales": f"{self.num_scales} of {m.get('pyramid', {}).get('stop_scale', self.num_scales - 1) + 1}",
+            "shapes (h, w), coarsest first": [list(r.shape[2:]) for r in self.reals],
+            "scale_factor": self.scale_factor,
+            "noise_amp": self.noise_amps,
+            "nfc per scale": [self.config.nfc_at(n)[0] for n in range(self.num_scales)],
+            "seed": m.get("seed"),
+            "final rec_loss per scale": [
+                lo["rec_loss"][-1] if lo.get("rec_loss") else None for lo in self.losses
+            ],
+            "config": to_mapping(self.config),
+            "versions": m.get("versions"),
+        }

@@ -1,0 +1,181 @@
+"""The whole smoke pipeline in a fresh copy of the repository: `dvc repro` end to end.
+
+What `make demo` runs, checked as a reader of the results would: every stage ran and logged
+to MLflow, every table and figure exists, a second `dvc repro` does nothing, and changing
+one segmentation param invalidates only what depends on it. The MLflow UI command of the
+README serves the runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+STAGES = {"data", "train_singan", "generate", "stylize", "train_baselines", "generate_baselines", "quality", "segment", "report"}
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default: mlflow.db at the repository root
+    env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "2")
+    return env
+
+
+def _run(cmd: list[str], root: Path, timeout: int = 1800) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def project(repo_root, tmp_path_factory):
+    """A fresh copy of the working tree (tracked and untracked, not ignored files), as git sees it."""
+    root = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo_root,
+                           capture_output=True, text=True, check=True).stdout.split("\0")  # fmt: skip
+    for f in filter(None, files):
+        src = repo_root / f
+        if src.is_file() and not f.startswith(("reports/", "mlflow.db")):
+            (root / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, root / f)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"]):  # fmt: skip
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    t0 = time.monotonic()
+    r = _run([str(BIN / "dvc"), "repro"], root)
+    (root / ".repro-seconds").write_text(f"{time.monotonic() - t0:.1f}\n")
+    (root / ".repro-log").write_text(r.stdout + r.stderr)
+    return root
+
+
+def _smoke_params(root: Path) -> dict:
+    from pipeline.params import read_yaml, resolve
+
+    _, merged = resolve(read_yaml(root / "params.yaml"), profile="smoke")
+    return merged
+
+
+def test_every_stage_wrote_its_outputs(project):
+    p = _smoke_params(project)
+    with open(project / "data/real/manifest.csv") as f:
+        ids = [r["id"] for r in csv.DictReader(f)]
+    assert len(ids) == p["data"]["phantom"]["count"]
+    models = sorted(project.glob("models/singan/shard*/*/model.json"))
+    assert len(models) == len(ids)
+    assert all(json.loads(m.read_text()).get("status", "complete") == "complete" for m in models)
+    for variant in ("singan/gss0", *(f"singan_st{r}/gss0" for r in p["stylize"]["ratios"])):
+        n = len(list((project / "synthetic" / variant / "images").glob("*.png")))
+        assert n == len(ids) * p["generate"]["num_samples"], variant
+    for gan in ("dcgan", "progan", "fastgan"):
+        for sub in p["baselines"]["subsets"][gan]:
+            assert len(list((project / "synthetic" / gan / f"n{sub}" / "images").glob("*.png"))) == p["baselines"]["num_samples"]
+    summary = json.loads((project / "metrics/quality/summary.json").read_text())
+    assert summary["sets"] and all(s["fid"] is not None for s in summary["sets"].values())
+    # every experiment and fold of the smoke grids has results
+    seg = p["segment"]
+    for exp in seg["grid_a"]["experiments"]:
+        for fold in seg["grid_a"].get("folds", [0, 1, 2]):
+            rec = json.loads((project / f"metrics/segmentation/A/{exp}/fold{fold}.json").read_text())
+            assert set(rec["protocols"]) == set(seg.get("protocols", ["paper", "clean"]))
+    for kind in seg["grid_b"]["kinds"]:
+        for n in seg["grid_b"]["n_values"]:
+            assert (project / f"metrics/segmentation/B/{kind}_N{n}/fold0.json").is_file()
+
+
+def test_reports_hold_every_table_and_figure(project):
+    reports = project / "reports"
+    index = (reports / "README.md").read_text()
+    assert "Profile: `smoke`" in index and "not** the paper's results" in index
+    assert "randomly initialised" in index  # smoke runs LPIPS, VGG and UNet++ without pretrained weights
+    for name in ("sifid", "gan_comparison", "grid_a_paper", "grid_a_clean", "grid_b_paper", "grid_b_clean"):
+        assert (reports / "tables" / f"{name}.csv").is_file(), name
+        tex = (reports / "tables" / f"{name}.tex").read_text()
+        assert r"\toprule" in tex and r"\bottomrule" in tex
+        assert f"(tables/{name}.csv)" in index
+    for fig in ("mask_foreground", "mask_mean_std", "grid_b", "learning_curves", "samples_baselines"):
+        assert (reports / "figures" / f"{fig}.png").stat().st_size > 2000, fig
+        assert f"figures/{fig}.png" in index
+    assert list((reports / "figures").glob("samples_phantom_*.png"))
+    assert "Not available" not in index
+
+
+def test_mlflow_holds_one_run_per_stage_with_children(project):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("singanseg")
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert {r.data.tags["stage"] for r in parents} == STAGES
+    for r in parents:
+        assert r.data.tags["profile"] == "smoke" and r.data.tags["git_commit"] != "unknown"
+        assert r.info.status == "FINISHED"
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    by_stage = {}
+    for c in children:
+        by_stage.setdefault(c.data.tags["stage"], []).append(c.info.run_name)
+    assert len(by_stage["train_singan"]) == len(list(project.glob("models/singan/shard*/*/model.json")))
+    assert any(n.startswith("segment/A/REAL/fold") for n in by_stage["segment"])
+
+
+def test_second_repro_is_a_noop_and_params_invalidate_only_dependents(project):
+    r = _run([str(BIN / "dvc"), "status"], project, timeout=300)
+    assert "Data and pipelines are up to date" in r.stdout, r.stdout
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["profiles"]["smoke"]["segment"]["train_rich"]["epochs"] += 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    r = _run([str(BIN / "dvc"), "status", "--json"], project, timeout=300)
+    changed = set(json.loads(r.stdout))
+    assert changed == {"segment@A", "segment@B"}, changed  # report follows through their outputs
+    r = _run([str(BIN / "dvc"), "repro", "--dry"], project, timeout=300)
+    ran = {line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"segment@A", "segment@B", "report"}, ran
+
+
+def test_readme_mlflow_ui_serves_the_runs(project):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the README's UI command (make mlflow-ui), on a free port
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "ui", "--backend-store-uri", "sqlite:///mlflow.db", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project, env={**_env(project), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=singanseg"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    exp_id = json.load(resp)["experiment"]["experiment_id"]
+                body = json.dumps({"experiment_ids": [exp_id], "max_results": 1000}).encode()
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", body,
+                                             {"Content-Type": "application/json"})  # fmt: skip
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    runs = json.load(resp)["runs"]
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "mlflow ui did not start"
+                time.sleep(0.5)
+        stages = {t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "stage"}
+        assert stages == STAGES
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
