@@ -189,8 +189,8 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` is recorded for the batched multi-model trainer (issue 8 items 1-2); until it
-    exists only 1 is accepted. `limit` keeps the first N sorted ids; `shard=(k, n)` then
+    `batch` K > 1 trains K models at a time as one batched computation in this process
+    (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N sorted ids; `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `parent_run_id`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's id). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
@@ -198,11 +198,10 @@ def train_many(
     """
     cfg = config or SinGANConfig()
     ex_cfg = executor_config or ExecutorConfig()
-    if batch != 1:
-        raise ConfigError(
-            f"batch: {batch} models per batch needs the batched trainer (issue 8, items 1-2), "
-            f"which is not available yet; use batch 1"
-        )
+    if batch < 1:
+        raise ConfigError(f"batch: must be >= 1, got {batch}")
+    if batch > 1 and ex_cfg.executor != "local":
+        raise ConfigError("batch: K > 1 trains in this process; use executor local (or batch 1 with ray)")
     if on_incompatible not in ("error", "retrain"):
         raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
     if limit is not None and limit < 1:
@@ -233,7 +232,15 @@ def train_many(
         )
         for p in pairs
     ]
-    results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
+    if batch > 1:
+        import torch
+
+        from singanseg.batched import train_batched
+
+        results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
+                                device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)  # fmt: skip
+    else:
+        results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
     summary = summary_line(results)
     name = RECORD if shard is None else f"train_many.shard-{shard[0]}-of-{shard[1]}.json"
     record = write_text(
@@ -339,7 +346,7 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=int,
         default=1,
         metavar="K",
-        help="models trained together as one batch (only 1 until the batched trainer lands)",
+        help="models trained together as one batched computation (same results per model)",
     )
     p.add_argument(
         "--executor",

@@ -160,8 +160,8 @@ def _cli(argv):
 
 def test_command_line(data, tmp_path, capsys):
     out = tmp_path / "models"
-    with pytest.raises(ConfigError, match="batch: 2 models per batch needs the batched trainer"):
-        _cli(["train-many", str(data), "--out", str(out), "--batch", "2"])
+    with pytest.raises(ConfigError, match="batch: must be >= 1"):
+        _cli(["train-many", str(data), "--out", str(out), "--batch", "0"])
     with pytest.raises(ConfigError, match=r"train-many.jobs: must be >= 1"):
         _cli(["train-many", str(data), "--out", str(out), "--jobs", "0"])
     with pytest.raises(ConfigError, match="nitre"):
@@ -195,3 +195,17 @@ def test_ray_executor_trains_and_skips(data, tmp_path):
         assert [r.status for r in again.results] == ["skipped", "skipped", "failed"]
     finally:
         cluster.shutdown()
+
+
+def test_batch_routes_to_the_batched_trainer(data, tmp_path, capsys):
+    out = tmp_path / "batched"
+    rc = _cli(["train-many", str(data), "--out", str(out), "--profile", "smoke", *TINY_SETS, "--batch", "2", "--quiet"])
+    line = capsys.readouterr().out
+    assert rc == 1 and "2 trained" in line and "1 failed: c_broken" in line
+    from singanseg.api import load
+
+    for d in sorted(p for p in out.iterdir() if p.is_dir() and (p / "model.json").is_file()):
+        pairs = load(d).sample(num=1, seed=0)
+        assert pairs[0][1].shape == pairs[0][0].shape[:2]
+    with pytest.raises(ConfigError, match="use executor local"):
+        _cli(["train-many", str(data), "--out", str(out), "--batch", "2", "--executor", "ray"])
