@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-# (width, height) cycle: landscape like Kvasir-SEG (mostly 4:3-ish), one square, one portrait
-SIZES = ((160, 128), (176, 144), (144, 144), (192, 144), (128, 160), (200, 150))
+# (width, height) cycle: landscape like Kvasir-SEG (mostly 4:3-ish), one square, one portrait.
+# The short side is at least 256 so that every baseline GAN (FastGAN and Progressive GAN
+# train at 256 px, paper.md s6) accepts the images without upsampling.
+SIZES = ((320, 256), (352, 288), (288, 288), (384, 288), (256, 320), (400, 300))
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,18 @@ def test_pretrained_backbone_from_weights_dir(tmp_path):
     # the v0.1 linear heads still come from the package, not from the random init
     heads = torch.load(__import__("lpips").__path__[0] + "/weights/v0.1/alex.pth", map_location="cpu", weights_only=True)
     assert torch.equal(m.lin0.model[1].weight, heads["lin0.model.1.weight"])
+
+
+def test_tiny_samples_are_upsampled_and_say_so(tmp_path):
+    import numpy as np
+
+    from pipeline.metrics.lpips_diversity import LPIPSOptions, lpips_diversity
+    from singanseg.io import write_png
+
+    rng = np.random.default_rng(0)
+    for n in range(3):  # 40x30 samples, like some of the smoke profile's SinGAN-Seg outputs
+        write_png(tmp_path / "images" / f"m_{n}.png", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    res = lpips_diversity(tmp_path / "images", options=LPIPSOptions(weights="random"))
+    assert res["upsampled"] == ["30x40->64x85"] and res["value"] > 0
+    with pytest.raises(RuntimeError):  # without it AlexNet's pooling runs out of pixels
+        lpips_diversity(tmp_path / "images", options=LPIPSOptions(weights="random", min_side=0))

@@ -46,10 +46,16 @@ class LPIPSOptions:
     weights: Literal["pretrained", "random"] = "pretrained"
     weights_dir: str | None = None
     max_pairs_per_model: int = 0  # 0 = all pairs; else the first pairs in id order
+    # AlexNet's and VGG's pooling stages need about 64 px: smaller samples (the smoke
+    # profile's 40 px SinGAN-Seg outputs) are upsampled bilinearly to this short side and the
+    # output says so. 0 = never (tiny inputs then fail inside the backbone).
+    min_side: int = 64
 
     def validate(self, where: str = "lpips") -> None:
         if self.max_pairs_per_model < 0:
             raise ConfigError(f"{where}.max_pairs_per_model: must be >= 0")
+        if self.min_side < 0:
+            raise ConfigError(f"{where}.min_side: must be >= 0")
 
 
 def load_lpips(net: str = "alex", weights: str = "pretrained", weights_dir: str | os.PathLike | None = None, device="cpu"):
@@ -121,12 +127,19 @@ def lpips_diversity(
         model, provenance = load_lpips(options.net, options.weights, options.weights_dir, device)
     real_idx = image_index(real_dir) if real_dir is not None else {}
     per_model = []
+    upsampled: set[str] = set()
     for src, ids in group_by_model(idx).items():
         arrays = {i: load_rgb(idx[i]) for i in ids}
         shapes = {a.shape for a in arrays.values()}
         if len(shapes) > 1:
             raise InputError(f"{sample_dir}: samples of model '{src}' differ in size ({sorted(shapes)})")
-        tensors = {i: _tensor(a).to(device) for i, a in arrays.items()}
+        h, w = next(iter(shapes))[:2]
+        size = None
+        if options.min_side and min(h, w) < options.min_side:
+            k = options.min_side / min(h, w)
+            size = (round(h * k), round(w * k))
+            upsampled.add(f"{h}x{w}->{size[0]}x{size[1]}")
+        tensors = {i: _tensor(a, size).to(device) for i, a in arrays.items()}
         pairs = list(itertools.combinations(ids, 2))
         if options.max_pairs_per_model:
             pairs = pairs[: options.max_pairs_per_model]
@@ -136,8 +149,7 @@ def lpips_diversity(
         if real_idx:
             if src not in real_idx:
                 raise InputError(f"{sample_dir}: samples '{ids[0]}'... have no training image '{src}' in {real_dir}")
-            size = next(iter(shapes))[:2]
-            real = _tensor(load_rgb(real_idx[src]), size).to(device)
+            real = _tensor(load_rgb(real_idx[src]), size or (h, w)).to(device)
             row["to_training"] = float(np.mean([float(model(real, t)) for t in tensors.values()]))
         per_model.append(row)
     div = [r["diversity"] for r in per_model if "diversity" in r]
@@ -149,7 +161,9 @@ def lpips_diversity(
         "std": float(np.std(div)),
         "count": len(idx),
         "models": len(per_model),
-        "options": {"net": options.net, "weights": options.weights, "max_pairs_per_model": options.max_pairs_per_model},
+        "options": {"net": options.net, "weights": options.weights, "max_pairs_per_model": options.max_pairs_per_model,
+                    "min_side": options.min_side},
+        "upsampled": sorted(upsampled),  # sizes brought up to min_side (empty: none)
         **(provenance.as_dict() if provenance else {"weights": "unknown"}),
         "per_model": per_model,
     }
