@@ -18,7 +18,13 @@ import numpy as np
 from baselines.common import GANS, load, to_pairs, write_samples
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
-from pipeline.train_baselines import BaselinesParams, _child, model_dir, parse_subset, resolve_device
+from pipeline.train_baselines import (
+    BaselinesParams,
+    _child,
+    model_dir,
+    parse_subset,
+    resolve_device,
+)
 from singanseg.ckpt import CheckpointError
 from singanseg.io import InputError, atomic_dir
 from singanseg.typed import ConfigError

@@ -73,7 +73,7 @@ def _order(experiments) -> list[str]:
 
     def key(name: str):
         short = name.split("/", 1)[-1]
-        return (short.startswith("REAL+"), "ST" in short, short.replace("REAL+", ""))
+        return (short != "REAL", short.startswith("REAL+"), "ST" in short, short.replace("REAL+", ""))
 
     return sorted(set(experiments), key=key)
 
@@ -119,8 +119,8 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     t = Table(
         f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU vs the number N of real images",
         mean, None, {}, caption, digits, notes=[_protocol_note(protocol),
-        "FAKE: 10 SinGAN-Seg samples per real image (style transfer 1:1000) from the same N models; "
-        "REAL+FAKE and FASTGAN columns are our additions."],
+        "FAKE: segment.grid_b.samples_per_image SinGAN-Seg samples per real image (the paper: 10, style "
+        "transfer 1:1000) from the same N models; the REAL+FAKE and FASTGAN columns are our additions."],
     )  # fmt: skip
     # best per row (which training set wins at each N) rather than per column
     t.better = {}
@@ -231,8 +231,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str) -> di
     seg = load_segmentation(metrics / "segmentation")
     if not seg.empty:
         provenance.setdefault("UNet++ encoder", set()).update(seg.encoder_weights.unique())
-    for protocol in ("paper", "clean"):
-        for maker, label in ((grid_a_table, "grid A"), (grid_b_table, "grid B")):
+    for maker, label in ((grid_a_table, "grid A"), (grid_b_table, "grid B")):
+        for protocol in ("paper", "clean"):
             t = maker(seg, protocol, params.averaging, caption, params.digits) if not seg.empty else None
             if t is None:
                 missing.append(f"{label}, {protocol} protocol (stage `segment`)")

@@ -73,9 +73,9 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int):
             gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s))
     for n, s in sets.items():
         if (m := _ST.match(n)) and not m["c"]:
-            gan_rows.append((GAN_NAMES["singan"] + f" (gss {m['gss']})", "per image", s))
+            gan_rows.append((GAN_NAMES["singan"] + f" (gen_start_scale {m['gss']})", "each image, one model per image", s))
     if gan_rows:
-        gan_rows.sort(key=lambda r: (r[0] != "SinGAN-Seg", r[0], int(r[1]) if r[1].isdigit() else 10**9))
+        gan_rows.sort(key=lambda r: (not r[0].startswith("SinGAN-Seg"), r[0], int(r[1]) if r[1].isdigit() else 10**9))
         mean = pd.DataFrame(
             {"FID": [r[2]["fid"] for r in gan_rows], "FID dims": [r[2]["fid_dims"] for r in gan_rows],
              "LPIPS diversity": [r[2]["lpips_diversity"] for r in gan_rows],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from singanseg.io import write_text
@@ -50,8 +51,8 @@ class Table:
             return v
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "–"
-        if isinstance(v, (int,)) and not isinstance(v, bool):
-            text = str(v)
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            text = str(int(v))
         else:
             text = f"{float(v):.{self.digits}f}"
         if self.std is not None and col in self.std.columns:
