@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from singanseg.io import InputError, atomic_dir, list_pairs, read_image, read_mask, read_pair, write_png
+from singanseg.io import (
+    InputError,
+    atomic_dir,
+    list_pairs,
+    read_image,
+    read_mask,
+    read_pair,
+    write_png,
+)
 
 
 def _pair(root, pid, size=(20, 16), mode="RGB", mask_size=None, ext="png"):
