@@ -22,7 +22,6 @@ Deviations are named options, documented in docs/deviations/fastgan.md.
 from __future__ import annotations
 
 import copy
-import hashlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from baselines.common import GANSpec, random_hflip
 from baselines.diffaugment import DiffAugment, parse_policy
+from singanseg.io import sha256_file
 from singanseg.typed import ConfigError
 
 NC = 4  # RGB + mask (train_4ch.py --nc 4)
@@ -323,13 +323,6 @@ class LPIPSWeightsError(ConfigError):
     """The LPIPS backbone weights are missing or unreadable; the message names the file."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _vgg_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
@@ -386,7 +379,7 @@ def build_lpips(weights: str, weights_path: str | None = None, device: str | tor
             # the random-trunk model, copied (building VGG16 costs seconds), then the trunk loaded
             model = copy.deepcopy(build_lpips("random", None, "cpu")[0])
             _load_vgg_features(model, path, state)
-            prov["lpips_backbone"] = f"imagenet vgg16 from {path} (sha256 {_sha256(path)})"
+            prov["lpips_backbone"] = f"imagenet vgg16 from {path} (sha256 {sha256_file(path)})"
         elif weights == "imagenet":
             cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
             try:

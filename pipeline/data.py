@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import sys
 from dataclasses import dataclass, field
@@ -30,7 +29,15 @@ import numpy as np
 from pipeline import kvasir, phantom
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
-from singanseg.io import InputError, atomic_dir, list_pairs, read_pair, write_png, write_text
+from singanseg.io import (
+    InputError,
+    atomic_dir,
+    list_pairs,
+    read_pair,
+    sha256_file,
+    write_png,
+    write_text,
+)
 from singanseg.typed import ConfigError
 
 MANIFEST_FIELDS = (
@@ -68,14 +75,6 @@ class DataParams:
             raise ConfigError(f"{where}.folds: must be >= 1, got {self.folds}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"{where}.limit: must be >= 1 or null, got {self.limit}")
-
-
-def _sha256_bytes(b: bytes) -> str:
-    return hashlib.sha256(b).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    return _sha256_bytes(path.read_bytes())
 
 
 def assign_folds(ids: list[str], folds: int, mode: str = "sequential", seed: int = 0) -> dict[str, int]:
@@ -126,16 +125,16 @@ def build(params: DataParams, out: Path) -> list[dict]:
                 "source": params.source,
                 "source_image": src_img.name if src_img else "",
                 "source_mask": src_mask.name if src_mask else "",
-                "source_image_sha256": _sha256_file(src_img) if src_img else "",
-                "source_mask_sha256": _sha256_file(src_mask) if src_mask else "",
+                "source_image_sha256": sha256_file(src_img) if src_img else "",
+                "source_mask_sha256": sha256_file(src_mask) if src_mask else "",
                 "width": image.shape[1],
                 "height": image.shape[0],
                 "foreground_fraction": round(fg, 6),
                 "empty_mask": int(fg == 0.0),
                 "mask_nonbinary_px": info.nonbinary_px if info else 0,
                 "mask_ambiguous_px": info.ambiguous_px if info else 0,
-                "image_sha256": _sha256_file(img_path),
-                "mask_sha256": _sha256_file(mask_path),
+                "image_sha256": sha256_file(img_path),
+                "mask_sha256": sha256_file(mask_path),
             })  # fmt: skip
         if not rows:
             raise InputError(f"data source {params.source!r} produced no pairs")

@@ -12,7 +12,6 @@ use) and later uses must match it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -21,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from singanseg.io import InputError, atomic_dir, write_text
+from singanseg.io import InputError, atomic_dir, sha256_file, write_text
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,6 @@ class KvasirParams:
     zip_path: str | None = None  # a zip downloaded by hand; else <cache_dir>/kvasir-seg.zip
     timeout_s: float = 20.0
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
@@ -84,7 +76,7 @@ def fetch(params: KvasirParams) -> Path:
                 f"Download it by hand and put it at {archive} (or set data.kvasir.zip_path), "
                 f"or use data.source: folder with an extracted copy."
             ) from None
-    digest = _sha256(archive)
+    digest = sha256_file(archive)
     expected = params.sha256 or (pinned_file.read_text().strip() if pinned_file.is_file() else None)
     if expected and digest != expected:
         raise InputError(f"{archive}: sha256 {digest} does not match the expected {expected}; delete it and download again")

@@ -10,7 +10,6 @@ training resumes exactly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from singanseg.io import write_text
+from singanseg.io import sha256_file, write_text
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
@@ -29,13 +28,6 @@ FORMAT_VERSION = 1
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupted or incompatible; the message names the file."""
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_state(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any], name: str = "state") -> Path:
@@ -47,7 +39,7 @@ def save_state(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     # safetensors refuses shared or non-contiguous storage; checkpoints want plain copies anyway
     save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, st)
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors_sha256": _sha256(st), **meta}
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors_sha256": sha256_file(st), **meta}
     write_text(folder / f"{name}.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return folder / f"{name}.json"
 
@@ -76,7 +68,7 @@ def load_state(folder: str | os.PathLike, name: str = "state", device: str | tor
     st = Path(folder) / f"{name}.safetensors"
     if not st.is_file():
         raise CheckpointError(f"{st}: checkpoint tensors not found")
-    if _sha256(st) != meta["tensors_sha256"]:
+    if sha256_file(st) != meta["tensors_sha256"]:
         raise CheckpointError(f"{st}: checkpoint tensors are corrupted (sha256 does not match {name}.json)")
     try:
         tensors = load_file(str(st), device=str(device))

@@ -10,6 +10,7 @@ file or half a folder.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -129,6 +130,15 @@ def list_pairs(root: str | os.PathLike, images: str = "images", masks: str = "ma
     if orphans:
         raise InputError(f"{msks[orphans[0]]}: mask has no image with the same name in {img_dir}")
     return [Pair(i, imgs[i], msks[i]) for i in sorted(imgs)]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checksums of archives, weights, checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:

@@ -41,6 +41,7 @@ from singanseg.io import (
     atomic_dir,
     list_pairs,
     read_image,
+    sha256_file,
     write_png,
     write_text,
 )
@@ -156,13 +157,6 @@ def state_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _vgg_features(vgg_model: str) -> nn.Sequential:
     # torchvision's own layer list; the classifier (100M+ parameters) is never needed here
@@ -240,7 +234,7 @@ def load_backbone(config: StyleConfig, device: str | torch.device = "cpu") -> Ba
         prov.update(
             weights=f"imagenet:{type(enum).__name__}.{enum.name}",
             weights_file=str(cached),
-            weights_sha256=_file_sha256(cached) if cached.is_file() else "unknown",
+            weights_sha256=sha256_file(cached) if cached.is_file() else "unknown",
         )
     else:
         path = Path(config.weights).expanduser()
@@ -249,7 +243,7 @@ def load_backbone(config: StyleConfig, device: str | torch.device = "cpu") -> Ba
                 f"weights {config.weights!r}: not 'imagenet', 'random' or an existing weights file"
             )
         feats = _features_from_file(config.vgg_model, path)
-        prov.update(weights="file", weights_file=str(path), weights_sha256=_file_sha256(path))
+        prov.update(weights="file", weights_file=str(path), weights_sha256=sha256_file(path))
     prov["state_sha256"] = state_sha256(feats)
     return Backbone(_prepare(feats, device), prov)
 
