@@ -111,6 +111,15 @@ def test_reports_hold_every_table_and_figure(project):
         assert f"figures/{fig}.png" in index
     assert list((reports / "figures").glob("samples_phantom_*.png"))
     assert "Not available" not in index
+    if shutil.which("pdflatex"):  # every generated table compiles in a minimal document
+        body = "".join(f"\\input{{{t.name}}}\n" for t in sorted((reports / "tables").glob("*.tex")))
+        doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"
+        (reports / "tables" / "_all.tex").write_text(doc)
+        r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "_all.tex"],
+                           cwd=reports / "tables", capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert r.returncode == 0, r.stdout[-3000:]
+        for f in (reports / "tables").glob("_all.*"):
+            f.unlink()
 
 
 def test_mlflow_holds_one_run_per_stage_with_children(project):
