@@ -60,15 +60,18 @@ def mask_maps(maps: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Pa
     sns.set_theme(**STYLE)
     n = len(maps)
     fig, axes = plt.subplots(2, n, figsize=(1.8 * n + 0.6, 3.8), squeeze=False)
+    ims = [None, None]
     for i, (label, mean, std) in enumerate(maps):
         for k, (arr, name) in enumerate(((mean, "mean"), (std, "std"))):
             ax = axes[k][i]
-            im = ax.imshow(arr, cmap="magma", vmin=0, vmax=1 if name == "mean" else 0.5)
+            # a binary mask's pixel-wise mean lies in [0, 1], its std in [0, 0.5]
+            ims[k] = ax.imshow(arr, cmap="magma", vmin=0, vmax=1 if name == "mean" else 0.5)
             ax.set_axis_off()
             if i == 0:
                 ax.text(-0.08, 0.5, name, transform=ax.transAxes, rotation=90, va="center", ha="right")
         axes[0][i].set_title(label, fontsize=7)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
+    for k in range(2):  # one colour scale per row
+        fig.colorbar(ims[k], ax=axes[k].tolist(), shrink=0.8)
     return _save(fig, path)
 
 
