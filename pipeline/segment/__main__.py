@@ -1,5 +1,7 @@
-"""DVC stage entry point: `python -m pipeline.segment --experiment A/REAL --fold 1`.
+"""DVC stage entry point: `python -m pipeline.segment --grid A` (dvc.yaml's `segment@A`, `segment@B`).
 
+`--grid G` runs every (experiment, fold) of grid G in the active params, skipping results
+that are up to date (pipeline/segment/grid.py); `--experiment A/REAL --fold 1` runs one;
 `--list` prints the (experiment, fold) runs of the active params, one `NAME FOLD` a line.
 Reads params section `segment` (pipeline/segment/config.py) with the active profile.
 """
