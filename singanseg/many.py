@@ -102,32 +102,17 @@ def train_one(
 
                 log_metrics(child, {f"scale.{k}": v for k, v in summary.items()}, step=n)
 
+        def fit():
+            return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, **kwargs)
+
         try:
-            model = train(
-                image,
-                mask,
-                folder,
-                config=cfg,
-                seed=seed,
-                progress=False,
-                on_scale=on_scale,
-                **kwargs,
-            )
+            model = fit()
         except IncompatibleModelError:
             if on_incompatible != "retrain":
                 raise
-            shutil.rmtree(folder)
+            shutil.rmtree(folder)  # params or data changed: the folder's model is stale
             resumed = False
-            model = train(
-                image,
-                mask,
-                folder,
-                config=cfg,
-                seed=seed,
-                progress=False,
-                on_scale=on_scale,
-                **kwargs,
-            )
+            model = fit()
         meta = read_model_json(folder)
         if child is not None:
             from pipeline.tracking import log_metrics
