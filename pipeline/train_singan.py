@@ -44,6 +44,8 @@ class SinGANStageParams:
     # how the shard's images fan out (pipeline/executors.py): in-process, a process pool or Ray
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     batch: int = 1  # models trained as one batched computation (singanseg/batched.py, issue 8)
+    # auto = cuda when available, else cpu (singanseg/device.py); on ray: per task, as it sees
+    device: str = "auto"
 
 
 def run(
@@ -79,6 +81,7 @@ def run(
             params.input_dir, out_root, params.model, params.executor, seed=params.seed, batch=params.batch,
             shard=(shard, num_shards), limit=params.limit, on_incompatible=params.on_incompatible,
             parent_run_id=run_.info.run_id if run_ is not None else None, progress=progress,
+            device=params.device,
         )  # fmt: skip
         counts = {s: len(result.ids(s)) for s in ("done", "skipped", "failed")}
         log_metrics(run_, {f"models_{k}": v for k, v in counts.items()})

@@ -20,6 +20,7 @@ import torch
 
 from singanseg.ckpt import CheckpointError
 from singanseg.config import SinGANConfig
+from singanseg.device import resolve_device
 from singanseg.io import read_image, read_mask
 from singanseg.model import (
     MODEL_JSON,
@@ -69,13 +70,19 @@ def train(
     seed: int | None = None,
     progress: bool = True,
     on_scale: Callable[[int, dict], None] | None = None,
+    device: str | torch.device | None = "cpu",
 ) -> SinGANSeg:
     """Train (or resume, or just load) a SinGAN-Seg model of one image + mask into folder `out`.
 
     image, mask: paths, or uint8 arrays (H, W, 3) and (H, W) with values {0, 255}.
     `on_scale(n, summary)` is called after each newly finished scale (e.g. to log metrics).
+    `device`: where training runs (`auto`, `cpu`, `cuda`, ...; singanseg.device). The noise
+    is drawn on the CPU generator whatever the device, so a GPU run draws the same stream
+    and its checkpoints (always written from the CPU) resume on either. The returned model
+    is on `device`.
     """
     cfg = config or SinGANConfig()
+    dev = resolve_device(device, "train: device")
     out = Path(out)
     rgba, where = _read_inputs(image, mask)
     input_sha = hashlib.sha256(
@@ -83,6 +90,7 @@ def train(
     ).hexdigest()
     reals, spec = build_pyramid(rgba, cfg, where)
     shapes = [list(r.shape[2:]) for r in reals]
+    reals = [r.to(dev) for r in reals]
 
     gen = torch.Generator()
     scales: list[dict] = []
@@ -109,8 +117,8 @@ def train(
         seed = int(meta["seed"])
         if meta["complete"]:
             log.info("%s: already trained, not retraining", out)
-            return SinGANSeg.load(out)
-        scales = [load_scale(out, n, cfg) for n in range(int(meta["finished_scales"]))]
+            return SinGANSeg.load(out, device=dev)
+        scales = [load_scale(out, n, cfg, dev) for n in range(int(meta["finished_scales"]))]
         if scales:
             gen.set_state(scales[-1]["rng_state"])
             log.info("%s: resuming after scale %d", out, len(scales) - 1)
@@ -188,9 +196,9 @@ def train(
             )
     if len(scales) == len(reals) and not read_model_json(out)["complete"]:
         record(True)
-    return SinGANSeg.load(out)
+    return SinGANSeg.load(out, device=dev)
 
 
-def load(folder: str | os.PathLike) -> SinGANSeg:
+def load(folder: str | os.PathLike, device: str | torch.device | None = "cpu") -> SinGANSeg:
     """A trained model from its folder (never unpickles; verifies every tensor file's hash)."""
-    return SinGANSeg.load(folder)
+    return SinGANSeg.load(folder, device=resolve_device(device, "load: device"))

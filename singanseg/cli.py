@@ -25,8 +25,10 @@ def _train(args: argparse.Namespace) -> int:
     from singanseg.api import train
 
     cfg = preset(args.profile, **parse_sets(args.set))
-    model = train(args.image, args.mask, args.out, cfg, seed=args.seed, progress=not args.quiet)
-    print(f"trained {model.num_scales} scales into {args.out}")
+    model = train(
+        args.image, args.mask, args.out, cfg, seed=args.seed, progress=not args.quiet, device=args.device
+    )
+    print(f"trained {model.num_scales} scales into {args.out} ({model.device})")
     return 0
 
 
@@ -34,7 +36,7 @@ def _sample(args: argparse.Namespace) -> int:
     from singanseg.api import load
     from singanseg.sample import write_pairs
 
-    model = load(args.model)
+    model = load(args.model, device=args.device)
     pairs = model.sample(
         args.num, args.gen_start_scale, seed=args.seed, mask_post_processing=not args.soft_mask
     )
@@ -89,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="random seed (default: random, recorded in model.json)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps (default: auto)",
+    )
     t.set_defaults(func=_train)
 
     s = sub.add_parser(
@@ -111,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--soft-mask",
         action="store_true",
         help="keep the soft mask as grayscale instead of thresholding at 0.5",
+    )
+    s.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps (default: auto)",
     )
     s.set_defaults(func=_sample)
 

@@ -55,6 +55,11 @@ class SinGANConfig:
     # `reference`: SinGAN/imresize.py's MATLAB bicubic through uint8, bit for bit;
     # `torch`: the same kernel and taps as float matrices, no uint8 quantisation (faster).
     resize: Literal["reference", "torch"] = "torch"
+    # `loop`: torch.optim.Adam's per-tensor for-loop, as the authors' code runs it;
+    # `fused`: the same update in one fused kernel over all tensors (torch >= 2.4 on CPU and
+    # CUDA); it differs by float rounding only (~1e-7 relative per step, tested) and saves a
+    # few per cent of an iteration at the coarse scales (benchmarks/README_singan.md).
+    adam_impl: Literal["loop", "fused"] = "fused"
     # The authors' loop runs G(Z_opt) for a sample image every 500 iterations and at the
     # last one (training.py::train_single_scale); in train mode that forward updates
     # BatchNorm running statistics, which the frozen coarser generators use in eval mode.

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from typing import Any
 
 from pipeline.executors import ExecutorConfig, ExecutorError, Skipped, TaskResult, run_tasks
 from singanseg.config import PRESETS, SinGANConfig, config_from_dict, preset
+from singanseg.device import resolve_device
 from singanseg.io import list_pairs, write_text
 from singanseg.model import MODEL_JSON, config_of, read_model_json
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
@@ -65,6 +65,7 @@ def train_one(
     on_incompatible: str = "error",
     parent_run_id: str | None = None,
     tracking_uri: str | None = None,
+    device: str = "auto",
 ) -> dict[str, Any] | Skipped:
     """One task: train (or resume, or skip) the model of one pair into folder `out`.
 
@@ -73,7 +74,9 @@ def train_one(
     or input and trains afresh (for DVC stages, whose rerun means the inputs changed);
     `error` (the library's default) leaves it alone and fails the task. `parent_run_id`:
     log the per-scale metrics into an MLflow child run of that run (workers only log), in
-    the driver's store `tracking_uri` (a worker's cwd or environment may differ).
+    the driver's store `tracking_uri` (a worker's cwd or environment may differ). `device`
+    is resolved in the worker: on Ray a task given a GPU sees only its own
+    (CUDA_VISIBLE_DEVICES), so `auto` is that GPU there and the CPU in a task without one.
     """
     if tracking_uri is not None:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -88,12 +91,6 @@ def train_one(
         if meta["complete"] and same:
             return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
         resumed = same and int(meta["finished_scales"]) > 0
-    kwargs: dict[str, Any] = {}
-    if "device" in inspect.signature(train).parameters:
-        # On Ray, a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES): "cuda" is it.
-        import torch
-
-        kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     with _child_run(parent_run_id, folder.name) as child:
 
         def on_scale(n: int, summary: dict) -> None:
@@ -103,7 +100,7 @@ def train_one(
                 log_metrics(child, {f"scale.{k}": v for k, v in summary.items()}, step=n)
 
         def fit():
-            return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, **kwargs)
+            return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, device=device)
 
         try:
             model = fit()
@@ -171,6 +168,7 @@ def train_many(
     on_incompatible: str = "error",
     parent_run_id: str | None = None,
     progress: bool = True,
+    device: str = "auto",
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
@@ -187,6 +185,8 @@ def train_many(
         raise ConfigError(f"batch: must be >= 1, got {batch}")
     if batch > 1 and ex_cfg.executor != "local":
         raise ConfigError("batch: K > 1 trains in this process; use executor local (or batch 1 with ray)")
+    if batch == 1:
+        resolve_device(device, "train-many: device")  # fail here, not in every task
     if on_incompatible not in ("error", "retrain"):
         raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
     if limit is not None and limit < 1:
@@ -213,17 +213,16 @@ def train_many(
                 "on_incompatible": on_incompatible,
                 "parent_run_id": parent_run_id,
                 "tracking_uri": uri,
+                "device": device,
             },
         )
         for p in pairs
     ]
     if batch > 1:
-        import torch
-
         from singanseg.batched import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
-                                device="cuda" if torch.cuda.is_available() else "cpu", progress=progress)  # fmt: skip
+                                device=resolve_device(device, "train-many: device"), progress=progress)  # fmt: skip
     else:
         results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
     summary = summary_line(results)
@@ -293,6 +292,7 @@ def run_train_many_command(args: argparse.Namespace) -> int:
             batch=args.batch,
             shard=args.shard,
             progress=not args.quiet,
+            device=args.device,
         )
     except ExecutorError as e:  # one line, as singanseg.cli.main prints the other user errors
         print(f"singanseg: error: {e}", file=sys.stderr)
@@ -371,6 +371,11 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         default=None,
         metavar="K/N",
         help="train only every N-th of the sorted ids from the K-th (for DVC shards)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda when available, else cpu), cpu, cuda, cuda:N (default: auto; on ray: per task)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train_many_command)

@@ -122,8 +122,8 @@ def config_of(meta: dict[str, Any], folder: Path) -> SinGANConfig:
         raise CheckpointError(f"incompatible model: {e}") from None
 
 
-def load_scale(folder: Path, n: int, cfg: SinGANConfig) -> dict[str, Any]:
-    """Scale n's frozen G (eval), D, z_opt, real, rng state and metadata."""
+def load_scale(folder: Path, n: int, cfg: SinGANConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Scale n's frozen G (eval), D, z_opt, real (on `device`), rng state (CPU) and metadata."""
     tensors, meta = load_state(folder, scale_name(n))
     nfc, min_nfc = cfg.nfc_at(n)
     G, D = GeneratorConcatSkip2CleanAdd(cfg, nfc, min_nfc), WDiscriminator(cfg, nfc, min_nfc)
@@ -137,10 +137,10 @@ def load_scale(folder: Path, n: int, cfg: SinGANConfig) -> dict[str, Any]:
         net.eval()
         net.requires_grad_(False)
     return {
-        "G": G,
-        "D": D,
-        "z_opt": tensors["z_opt"],
-        "real": tensors["real"],
+        "G": G.to(device),
+        "D": D.to(device),
+        "z_opt": tensors["z_opt"].to(device),
+        "real": tensors["real"].to(device),
         "rng_state": tensors["rng_state"],
         "noise_amp": float(meta["noise_amp"]),
         "losses": meta.get("losses", {}),
@@ -171,7 +171,9 @@ class SinGANSeg:
         self.path = path
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, allow_incomplete: bool = False) -> SinGANSeg:
+    def load(
+        cls, folder: str | os.PathLike, allow_incomplete: bool = False, device: str | torch.device = "cpu"
+    ) -> SinGANSeg:
         folder = Path(folder)
         meta = read_model_json(folder)
         if not meta["complete"] and not allow_incomplete:
@@ -180,13 +182,25 @@ class SinGANSeg:
                 f"{meta['pyramid']['stop_scale'] + 1} scales); rerun `singanseg train` with the same --out to resume"
             )
         cfg = config_of(meta, folder)
-        scales = [load_scale(folder, n, cfg) for n in range(int(meta["finished_scales"]))]
+        scales = [load_scale(folder, n, cfg, device) for n in range(int(meta["finished_scales"]))]
         shapes = [list(s["real"].shape[2:]) for s in scales]
         if shapes != meta["pyramid"]["shapes"][: len(scales)]:
             raise CheckpointError(
                 f"{folder / MODEL_JSON}: pyramid shapes {meta['pyramid']['shapes']} do not match the scale files {shapes}"
             )
         return cls(cfg, scales, float(meta["pyramid"]["scale_factor"]), meta, folder)
+
+    @property
+    def device(self) -> torch.device:
+        return self.reals[0].device if self.reals else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> SinGANSeg:
+        """Move the generators, critics and tensors to `device` (in place; returns self)."""
+        self.Gs = [G.to(device) for G in self.Gs]
+        self.Ds = [D.to(device) for D in self.Ds]
+        self.Zs = [z.to(device) for z in self.Zs]
+        self.reals = [r.to(device) for r in self.reals]
+        return self
 
     @property
     def num_scales(self) -> int:

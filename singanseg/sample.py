@@ -54,6 +54,7 @@ def generate(
     if num < 1:
         raise SampleError(f"num: must be >= 1, got {num}")
     cfg, p = model.config, model.config.pad
+    dev = model.reals[0].device  # noise is drawn on the CPU generator (same samples on any device)
     out = []
     for start in range(0, num, batch_size):
         b = min(batch_size, num - start)
@@ -65,15 +66,15 @@ def generate(
             if n < gen_start_scale:
                 z = Z_opt.expand(b, -1, -1, -1)
             elif n == 0:
-                z = pad(torch.randn(b, 1, h, w, generator=gen).expand(b, cfg.nc_z, h, w), p)
+                z = pad(torch.randn(b, 1, h, w, generator=gen).to(dev).expand(b, cfg.nc_z, h, w), p)
             else:
-                z = pad(torch.randn(b, cfg.nc_z, h, w, generator=gen), p)
+                z = pad(torch.randn(b, cfg.nc_z, h, w, generator=gen).to(dev), p)
             if I_prev is None:
-                I_prev = torch.zeros(b, cfg.nc_z, h + 2 * p, w + 2 * p)
+                I_prev = torch.zeros(b, cfg.nc_z, h + 2 * p, w + 2 * p, device=dev)
             else:
                 I_prev = pad(imresize(I_prev, 1 / model.scale_factor, cfg.resize)[:, :, :h, :w], p)
             I_prev = G(amp * z + I_prev, I_prev)
-        out.append(I_prev)
+        out.append(I_prev.cpu())
     return torch.cat(out)
 
 

@@ -253,8 +253,9 @@ def _rec_step(netG, Z_opt, z_prev, real, cfg: SinGANConfig, repeat: int) -> torc
 
 def make_optimizers(netD: nn.Module, netG: nn.Module, cfg: SinGANConfig):
     """Adam (beta1, 0.999) and MultiStepLR([lr_milestone], gamma) for D and G (training.py)."""
-    optD = torch.optim.Adam(netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
-    optG = torch.optim.Adam(netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    impl = {"fused": True} if cfg.adam_impl == "fused" else {"foreach": False, "fused": False}
+    optD = torch.optim.Adam(netD.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999), **impl)
+    optG = torch.optim.Adam(netG.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999), **impl)
     schedD = torch.optim.lr_scheduler.MultiStepLR(
         optD, milestones=[cfg.lr_milestone], gamma=cfg.gamma
     )

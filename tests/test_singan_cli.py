@@ -342,3 +342,29 @@ def test_other_config_into_a_trained_folder_is_refused(trained, pair, tmp_path):
     )
     assert proc.returncode == 2 and "incompatible" in proc.stderr and "niter" in proc.stderr
     assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_device_is_checked_before_any_work(pair, tmp_path):
+    from singanseg.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    out = tmp_path / "m"
+    bad = cli("train", str(pair.image), str(pair.mask), "--out", str(out), "--device", "tpu9", check=False)
+    assert bad.returncode == 2 and "'tpu9' is not a torch device" in bad.stderr
+    assert not out.exists()  # nothing written for a run that cannot start
+    if not torch.cuda.is_available():
+        gpu = cli("train", str(pair.image), str(pair.mask), "--out", str(out), "--device", "cuda", check=False)
+        assert gpu.returncode == 2 and "no CUDA device" in gpu.stderr
+        assert not out.exists()
+
+
+def test_sampling_on_an_explicit_device(trained, tmp_path):
+    model = load(trained, device="cpu")
+    assert model.device == torch.device("cpu")
+    again = load(trained).to("cpu")
+    a = model.sample(2, 0, seed=5)
+    b = again.sample(2, 0, seed=5)
+    assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
+    proc = cli("sample", str(trained), "--num", "1", "--out", str(tmp_path / "s"), "--device", "cpu")
+    assert "wrote 1 pairs" in proc.stdout

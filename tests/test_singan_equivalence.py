@@ -135,6 +135,7 @@ def test_two_scales_match_the_reference(tmp_path, niter):
         niter=niter,
         resize="reference",
         g_steps_mode="accumulate",
+        adam_impl="loop",
     )
     reals, spec = build_pyramid(_rgba(), cfg)
     assert len(reals) >= 2
