@@ -23,9 +23,9 @@ from pipeline.train_baselines import (
     _child,
     model_dir,
     parse_subset,
-    resolve_device,
 )
 from singanseg.ckpt import CheckpointError
+from singanseg.device import resolve_device
 from singanseg.io import InputError, atomic_dir
 from singanseg.typed import ConfigError
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                        provenance={"weights": f"models/{args.gan}"}, tags={"gan": args.gan},
                        enabled=params.track) as mlrun:  # fmt: skip
             for sub in subsets:
-                model = load(model_dir(root, args.gan, sub), resolve_device(params.device))
+                model = load(model_dir(root, args.gan, sub), resolve_device(params.device, "baselines.device"))
                 out = root / "synthetic" / args.gan / f"n{sub}"
                 seed = sample_seed(params.seed, args.gan, sub)
                 tags = {"gan": args.gan, "subset": sub, "sample_seed": str(seed)}

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pipeline.params import active_profile, load_section
 from pipeline.tracking import log_metrics, stage_run
+from singanseg.device import resolve_device
 from singanseg.io import InputError
 from singanseg.style import (
     Backbone,
@@ -84,14 +85,6 @@ class StylizeParams:
         )
 
 
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def run(
     params: StylizeParams, root: Path, ratios: list[str], backbone: Backbone, device: str
 ) -> dict[str, float]:
@@ -138,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"--ratio {r}: not in {args.params}: stylize.ratios {list(params.ratios)}"
                 )
         # the weights are resolved before the run opens so that it is tagged with them
-        device = _device(params.device)
+        device = resolve_device(params.device, "stylize.device")
         backbone = load_backbone(params.style_config(ratios[0]), device)  # one VGG for all ratios
         with stage_run(
             "stylize",

@@ -25,6 +25,7 @@ from baselines.common import GANS, get_gan, make_config
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.ckpt import CheckpointError
+from singanseg.device import resolve_device
 from singanseg.io import InputError, list_pairs
 from singanseg.typed import ConfigError
 
@@ -79,14 +80,6 @@ def parse_subset(text: str, where: str = "--subset") -> int | None:
     if not re.fullmatch(r"[1-9][0-9]*", text):
         raise ConfigError(f"{where}: expected a positive integer or 'all', got {text!r}")
     return int(text)
-
-
-def resolve_device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def effective_subset(params: BaselinesParams, subset: int | None, data_dir: Path) -> int | None:
@@ -153,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 tags = {"gan": args.gan, "subset": sub, "subset_used": "all" if used is None else str(used)}
                 with _child(mlrun, f"train_baselines/{args.gan}/n{sub}", tags) as child:
                     model = train(args.gan, data_dir, out, config, seed=params.seed, num_images=used,
-                                  progress=not args.no_progress, run=child, device=resolve_device(params.device))  # fmt: skip
+                                  progress=not args.no_progress, run=child, device=resolve_device(params.device, "baselines.device"))  # fmt: skip
                     log_metrics(child, {"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
                 print(f"train_baselines: {args.gan} n{sub} -> {out}")
     except (InputError, ConfigError, CheckpointError, FloatingPointError) as e:

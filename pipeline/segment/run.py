@@ -22,7 +22,8 @@ from pipeline.segment.config import SegmentParams
 from pipeline.segment.data import PairDataset
 from pipeline.segment.experiments import ExperimentError, Splits, parse, resolve
 from pipeline.segment.model import build_model, weights_provenance
-from pipeline.segment.train import evaluate, fit, resolve_device, seed_everything
+from pipeline.segment.train import evaluate, fit, seed_everything
+from singanseg.device import resolve_device
 from singanseg.io import InputError, atomic_dir, list_pairs, write_text
 from singanseg.typed import to_mapping
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import TrainParams
+from singanseg.device import resolve_device
 
 
 class IndexedDataset(Dataset):
@@ -42,12 +43,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def smp_utils_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
