@@ -37,6 +37,7 @@ from baselines.common import GANSpec, random_hflip
 from baselines.diffaugment import DiffAugment, parse_policy
 from singanseg.io import sha256_file
 from singanseg.typed import ConfigError
+from singanseg.vgg import VGGWeightsError, read_state_dict
 
 NC = 4  # RGB + mask (train_4ch.py --nc 4)
 SMALL = 128  # the second generator output and the decoders' output side (models.py)
@@ -328,14 +329,10 @@ def _vgg_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LPIPSWeightsError(f"{path}: VGG16 weights file not found (fastgan.weights_path)")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        # weights_only: tensors and containers only, no code runs (docs/conventions.md)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to parse is the file's problem
-        raise LPIPSWeightsError(f"{path}: not a readable VGG16 state dict ({type(e).__name__}: {str(e)[:200]})") from None
+        # safetensors, or torch.load with weights_only: no code runs (docs/conventions.md)
+        return read_state_dict(path)
+    except VGGWeightsError as e:  # the message names the file
+        raise LPIPSWeightsError(str(e)) from None
 
 
 def _load_vgg_features(model: nn.Module, path: Path, state: Mapping[str, torch.Tensor]) -> None:

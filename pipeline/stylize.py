@@ -32,8 +32,8 @@ from singanseg.style import (
     StyleWeightsError,
     load_backbone,
     parse_ratio,
-    stylize_folder,
 )
+from singanseg.style_folder import stylize_folder
 from singanseg.typed import ConfigError
 
 

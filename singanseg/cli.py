@@ -1,4 +1,4 @@
-"""`singanseg` command line: train | sample | info | stylize (singanseg.style) | train-many (singanseg.many).
+"""`singanseg` command line: train | sample | info | stylize (singanseg.style_folder) | train-many (singanseg.many).
 
 Errors the user can fix (bad input, config, checkpoint) print one line to stderr and exit 2,
 never a traceback (conventions.md "Code").
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_info)
 
     from singanseg.many import add_train_many_command
-    from singanseg.style import add_stylize_command
+    from singanseg.style_folder import add_stylize_command
 
     add_stylize_command(sub)
     add_train_many_command(sub)

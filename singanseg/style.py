@@ -14,42 +14,34 @@ Every difference from that code is a named option of `StyleConfig` with the pape
 behaviour as default (docs/deviations/style.md). Batching several images through VGG at
 once is not a difference: each image's loss only depends on its own pixels and Adam is
 element-wise, so the batched result equals one-by-one runs up to float rounding.
+
+The VGG backbone and its weights live in `singanseg.vgg`; folders of images and the
+`singanseg stylize` command in `singanseg.style_folder`.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import re
-import shutil
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from singanseg.io import (
-    IMAGE_SUFFIXES,
-    InputError,
-    atomic_dir,
-    list_pairs,
-    read_image,
-    sha256_file,
-    write_png,
-    write_text,
+from singanseg.io import InputError
+from singanseg.typed import ConfigError
+from singanseg.vgg import (
+    VGG_MEAN,
+    VGG_STD,
+    Backbone,
+    VGGWeightsError,
+    backbone_from,
+    conv_names,
+    load_vgg,
 )
-from singanseg.typed import ConfigError, from_mapping, to_mapping
 
-# ImageNet statistics, as the authors' loader (`transforms.Normalize`, paper.md section 2)
-VGG_MEAN = (0.485, 0.456, 0.406)
-VGG_STD = (0.229, 0.224, 0.225)
 # The authors' tap table: `.features` index -> label (VGG19 names even on VGG16; paper.md s2)
 PAPER_FEATURE_LAYERS = {
     0: "conv1_1",
@@ -75,11 +67,9 @@ RATIO_PRESETS = {
     "1to1000000": (1.0, 1e6),
     "1000to1": (1000.0, 1.0),
 }
-_VGG_CFG = {"vgg16": "D", "vgg19": "E"}  # torchvision's layer configurations
 
-
-class StyleWeightsError(ValueError):
-    """VGG weights are missing or unusable; the message says how to provide them offline."""
+# the VGG weights error, under the name this module has always raised (singanseg.vgg)
+StyleWeightsError = VGGWeightsError
 
 
 @dataclass(frozen=True)
@@ -139,133 +129,18 @@ def parse_ratio(name: str) -> tuple[float, float]:
     return c, s
 
 
-# ---------------------------------------------------------------- backbone and weights
-
-
-@dataclass(frozen=True)
-class Backbone:
-    features: nn.Sequential  # a VGG `.features`
-    provenance: dict[str, str]
-
-
-def state_sha256(module: nn.Module) -> str:
-    """Hash of a module's parameters (names and bytes): which weights, whatever their source."""
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-
-def _vgg_features(vgg_model: str) -> nn.Sequential:
-    # torchvision's own layer list; the classifier (100M+ parameters) is never needed here
-    from torchvision.models.vgg import cfgs, make_layers
-
-    return make_layers(cfgs[_VGG_CFG[vgg_model]], batch_norm=False)
-
-
-def _random_features(vgg_model: str, seed: int) -> nn.Sequential:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        feats = _vgg_features(vgg_model)
-        for m in feats.modules():  # torchvision VGG's own initialisation of its convs
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-    return feats
-
-
-def _features_from_file(vgg_model: str, path: Path) -> nn.Sequential:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        else:
-            # weights_only: the restricted unpickler, which refuses to run code from the file
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise StyleWeightsError(
-            f"{path}: cannot read VGG weights ({type(e).__name__}: {e})"
-        ) from None
-    if not isinstance(sd, dict):
-        raise StyleWeightsError(
-            f"{path}: expected a state dict of tensors, got {type(sd).__name__}"
-        )
-    if any(k.startswith("features.") for k in sd):  # a full torchvision VGG state dict
-        sd = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
-    feats = _vgg_features(vgg_model)
-    try:
-        feats.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise StyleWeightsError(
-            f"{path}: weights do not fit {vgg_model}.features ({first})"
-        ) from None
-    return feats
+# ---------------------------------------------------------------- backbone (singanseg.vgg)
 
 
 def load_backbone(config: StyleConfig, device: str | torch.device = "cpu") -> Backbone:
     """The VGG `.features` named by `config.vgg_model` / `config.weights`, with provenance."""
-    prov = {"vgg_model": config.vgg_model}
-    if config.weights == "random":
-        feats = _random_features(config.vgg_model, config.random_seed)
-        prov.update(
-            weights="random-init",
-            random_seed=str(config.random_seed),
-            note="random VGG: a plumbing check, not the paper's pretrained style transfer",
-        )
-    elif config.weights == "imagenet":
-        import torchvision.models as tvm
-
-        enum = getattr(tvm, f"{config.vgg_model.upper()}_Weights").IMAGENET1K_V1
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-        if not cached.is_file() and not config.download:
-            raise StyleWeightsError(
-                _how_to_get_weights(config.vgg_model, cached, "not in the torch hub cache")
-            )
-        try:
-            feats = getattr(tvm, config.vgg_model)(weights=enum).features
-        except Exception as e:  # noqa: BLE001 - offline download errors vary (URLError, OSError, ...)
-            raise StyleWeightsError(
-                _how_to_get_weights(config.vgg_model, cached, f"{type(e).__name__}: {e}")
-            ) from None
-        prov.update(
-            weights=f"imagenet:{type(enum).__name__}.{enum.name}",
-            weights_file=str(cached),
-            weights_sha256=sha256_file(cached) if cached.is_file() else "unknown",
-        )
-    else:
-        path = Path(config.weights).expanduser()
-        if not path.is_file():
-            raise StyleWeightsError(
-                f"weights {config.weights!r}: not 'imagenet', 'random' or an existing weights file"
-            )
-        feats = _features_from_file(config.vgg_model, path)
-        prov.update(weights="file", weights_file=str(path), weights_sha256=sha256_file(path))
-    prov["state_sha256"] = state_sha256(feats)
-    return Backbone(_prepare(feats, device), prov)
-
-
-def _how_to_get_weights(vgg_model: str, cached: Path, why: str) -> str:
-    return (
-        f"{vgg_model} ImageNet weights unavailable ({why}). Offline, either copy torchvision's "
-        f"file to {cached} (TORCH_HOME decides the folder), or set `weights:` to a state dict "
-        f"file (.pth or .safetensors), or set `weights: random` explicitly for a plumbing run "
-        f"whose outputs are then marked random-init."
+    return load_vgg(
+        config.vgg_model,
+        config.weights,
+        download=config.download,
+        random_seed=config.random_seed,
+        device=device,
     )
-
-
-def _prepare(feats: nn.Module, device: str | torch.device) -> nn.Sequential:
-    if not isinstance(feats, nn.Sequential):
-        raise StyleWeightsError(
-            f"network: expected a VGG `.features` nn.Sequential, got {type(feats).__name__}"
-        )
-    feats = feats.to(device).eval()
-    for p in feats.parameters():
-        p.requires_grad_(False)  # only the pixels are optimised (paper.md s2)
-    return feats
 
 
 def as_backbone(
@@ -273,32 +148,10 @@ def as_backbone(
 ) -> Backbone:
     if network is None:
         return load_backbone(config, device)
-    if isinstance(network, Backbone):
-        return Backbone(_prepare(network.features, device), network.provenance)
-    return Backbone(
-        _prepare(network, device),
-        {
-            "vgg_model": config.vgg_model,
-            "weights": "injected",
-            "network": type(network).__name__,
-            "state_sha256": state_sha256(network),
-        },
-    )
+    return backbone_from(network, config.vgg_model, device)
 
 
 # ---------------------------------------------------------------- features and losses
-
-
-def conv_names(features: nn.Sequential) -> dict[int, str]:
-    """Index -> true VGG name (`conv<block>_<k>`), counted from the network itself."""
-    names, block, k = {}, 1, 0
-    for i, m in enumerate(features):
-        if isinstance(m, nn.Conv2d):
-            k += 1
-            names[i] = f"conv{block}_{k}"
-        elif isinstance(m, nn.MaxPool2d):
-            block, k = block + 1, 0
-    return names
 
 
 def layer_indices(features: nn.Sequential, config: StyleConfig) -> dict[str, int]:
@@ -410,7 +263,7 @@ def transfer_style_tensors(
     )
 
 
-# ---------------------------------------------------------------- arrays, files, folders
+# ---------------------------------------------------------------- arrays
 
 
 def _to_tensor(a: np.ndarray, what: str) -> torch.Tensor:
@@ -453,188 +306,3 @@ def _check(a: np.ndarray, what: str) -> np.ndarray:
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise InputError(f"{what}: expected a uint8 HxWx3 array, got {a.dtype} {a.shape}")
     return a
-
-
-def style_source_id(content_id: str) -> str:
-    """`<srcid>_<n>` -> `<srcid>`: the real image whose SinGAN generated it (paper.md s2)."""
-    src, sep, n = content_id.rpartition("_")
-    if not sep or not src or not n.isdigit():
-        raise InputError(f"content id {content_id!r}: expected '<source id>_<n>' (n a number)")
-    return src
-
-
-def _style_index(style_dir: Path) -> dict[str, Path]:
-    folder = style_dir / "images" if (style_dir / "images").is_dir() else style_dir
-    if not folder.is_dir():
-        raise InputError(f"{style_dir}: style folder not found")
-    return {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
-
-
-def stylize_folder(
-    content_dir: str | Path,
-    style_dir: str | Path,
-    out_dir: str | Path,
-    config: StyleConfig,
-    device: str = "cpu",
-    network: Backbone | nn.Module | None = None,
-    batch_size: int = 4,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Stylise every `images/<srcid>_<n>` of `content_dir` with style `<style_dir>/<srcid>.*`.
-
-    Writes `out_dir/images/<id>.png`, `out_dir/masks/` (the content masks, byte-identical)
-    and `out_dir/provenance.json`, atomically. Returns the provenance record.
-    """
-    content_dir, style_dir, out_dir = Path(content_dir), Path(style_dir), Path(out_dir)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-    pairs = list_pairs(content_dir)
-    styles = _style_index(style_dir)
-    for p in pairs:  # fail before any compute when a style image is missing
-        try:
-            style_source_id(p.id)
-        except InputError as e:
-            raise InputError(f"{p.image}: {e}") from None
-        if style_source_id(p.id) not in styles:
-            raise InputError(
-                f"{p.image}: no style image '{style_source_id(p.id)}.*' in {style_dir}"
-            )
-    backbone = as_backbone(network, config, device)
-    sizes: dict[tuple[int, int], list] = {}
-    for p in pairs:
-        with Image.open(p.image) as im:
-            sizes.setdefault((im.height, im.width), []).append(p)
-    start, final_losses = time.perf_counter(), []
-    with atomic_dir(out_dir) as tmp:
-        for hw, group in sizes.items():
-            for b in range(0, len(group), batch_size):
-                chunk = group[b : b + batch_size]
-                c = torch.stack([_to_tensor(read_image(p.image), str(p.image)) for p in chunk])
-                s = torch.stack(
-                    [
-                        _to_tensor(
-                            _resize(read_image(styles[style_source_id(p.id)]), hw), str(p.image)
-                        )
-                        for p in chunk
-                    ]
-                )
-                res = transfer_style_tensors(c, s, backbone, config)
-                for p, img in zip(chunk, to_uint8(res.images, config.quantize), strict=True):
-                    write_png(tmp / "images" / f"{p.id}.png", img)
-                    (tmp / "masks").mkdir(exist_ok=True)
-                    shutil.copyfile(
-                        p.mask, tmp / "masks" / p.mask.name
-                    )  # mask unchanged (paper.md s2)
-                if res.losses:
-                    final_losses.append(res.losses[-1] / len(chunk))
-                if log:
-                    log(
-                        f"stylize: {min(b + batch_size, len(group))}/{len(group)} at {hw[1]}x{hw[0]}"
-                    )
-        record = {
-            **backbone.provenance,
-            "config": to_mapping(config),
-            "content_dir": str(content_dir),
-            "style_dir": str(style_dir),
-            "images": len(pairs),
-            "seconds": round(time.perf_counter() - start, 3),
-            "mean_final_loss": float(np.mean(final_losses)) if final_losses else None,
-        }
-        write_text(tmp / "provenance.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return record
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `singanseg stylize CONTENT STYLE --out OUT ...`; the handler is `args.func`."""
-    p = subparsers.add_parser(
-        "stylize",
-        help="neural style transfer of generated images (SinGAN-Seg step 2)",
-        description="CONTENT/STYLE are image files, or folders: CONTENT holds images/ and masks/ "
-        "with ids <srcid>_<n>, STYLE holds <srcid>.png (paper.md section 2).",
-    )
-    p.add_argument("content", help="generated image file, or a folder with images/ and masks/")
-    p.add_argument("style", help="real image file, or a folder of real images")
-    p.add_argument("--out", required=True, help="output image file (.png) or output folder")
-    p.add_argument(
-        "--ratio",
-        choices=sorted(RATIO_PRESETS),
-        help="content:style preset (overrides the weights)",
-    )
-    p.add_argument("--content-weight", type=float, default=None)
-    p.add_argument("--style-weight", type=float, default=None)
-    p.add_argument(
-        "--steps", type=int, default=None, help="Adam steps (the authors' num_epochs; 1000)"
-    )
-    p.add_argument(
-        "--weights", default=None, help="imagenet (default), random, or a state dict file"
-    )
-    p.add_argument("--vgg", choices=sorted(_VGG_CFG), default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.set_defaults(func=run_stylize_command)
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
-    updates: dict[str, Any] = {}
-    if args.ratio:
-        updates["content_weight"], updates["style_weight"] = parse_ratio(args.ratio)
-    for key, attr in (
-        ("content_weight", "content_weight"),
-        ("style_weight", "style_weight"),
-        ("num_epochs", "steps"),
-        ("weights", "weights"),
-        ("vgg_model", "vgg"),
-    ):
-        if getattr(args, attr) is not None:
-            updates[key] = getattr(args, attr)
-    return from_mapping(StyleConfig, updates, "stylize")
-
-
-def run_stylize_command(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-        content, style, out = Path(args.content), Path(args.style), Path(args.out)
-        if content.is_dir():
-            record = stylize_folder(
-                content,
-                style,
-                out,
-                config,
-                args.device,
-                batch_size=args.batch_size,
-                log=lambda m: print(m, file=sys.stderr),
-            )
-            print(f"wrote {record['images']} image(s) to {out} (weights: {record['weights']})")
-            return 0
-        if style.is_dir():
-            raise InputError(
-                f"{style}: a folder, but CONTENT {content} is a file (give both as files or both as folders)"
-            )
-        image, prov = stylize(read_image(content), read_image(style), config, args.device)
-        write_png(out, image)
-        write_text(
-            out.with_name(out.stem + ".provenance.json"),
-            json.dumps(
-                {
-                    **prov,
-                    "config": to_mapping(config),
-                    "content": str(content),
-                    "style": str(style),
-                },
-                indent=2,
-            )
-            + "\n",
-        )
-        print(f"wrote {out} (weights: {prov['weights']})")
-        return 0
-    except ValueError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
-        print(f"singanseg stylize: error: {e}", file=sys.stderr)
-        return 2

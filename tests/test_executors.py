@@ -210,7 +210,7 @@ def test_unreachable_ray_address_fails_fast_naming_it():
 def ray_cluster():
     """One local cluster for the module, started by the executor itself (on 127.0.0.1)."""
     # not pytest.importorskip: importing ray here, before the executor, would bind the
-    # cluster to the machine's outward address (see pipeline.executors._import_ray)
+    # cluster to the machine's outward address (see pipeline.executors_ray._import_ray)
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (optional extra: pip install '.[ray]')")
     ex = RayExecutor(ExecutorConfig(executor="ray"))

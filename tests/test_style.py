@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 
 from singanseg import style as st
+from singanseg import style_folder as sf
+from singanseg import vgg as vb
 from singanseg.io import InputError, write_png
 from singanseg.typed import ConfigError, from_mapping, replace
 
@@ -90,9 +92,9 @@ def test_config_defaults_are_the_papers_and_errors_name_the_key():
 
 @pytest.mark.parametrize("vgg", ["vgg16", "vgg19"])
 def test_layer_indices_match_labels(vgg):
-    feats = st._random_features(vgg, 0)
+    feats = vb._random_features(vgg, 0)
     names = true_names(vgg)
-    assert st.conv_names(feats) == names
+    assert vb.conv_names(feats) == names
     c = cfg(vgg_model=vgg)
     used = {c.content_layer, *c.style_weights}  # conv4_2 (index 21) is tapped but unused
     paper = st.layer_indices(feats, c)
@@ -190,14 +192,14 @@ def test_refuses_to_run_without_weights(tmp_path, monkeypatch):
 def test_provenance_says_random_init(vgg16):
     _, prov = st.stylize(rand_img(16, 16, 0), rand_img(16, 16, 1), cfg(num_epochs=1), network=vgg16)
     assert prov["weights"] == "random-init" and prov["random_seed"] == "0"
-    assert prov["state_sha256"] == st.state_sha256(vgg16.features)
+    assert prov["state_sha256"] == vb.state_sha256(vgg16.features)
     other = st.load_backbone(cfg(random_seed=1))
     assert other.provenance["state_sha256"] != prov["state_sha256"]
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "pth"])
 def test_weights_file_is_loaded(fmt, vgg16, tmp_path):
-    feats = st._random_features("vgg16", 7)  # weights we made ourselves, not the default seed
+    feats = vb._random_features("vgg16", 7)  # weights we made ourselves, not the default seed
     path = tmp_path / f"vgg.{fmt}"
     if fmt == "safetensors":
         from safetensors.torch import save_file
@@ -210,8 +212,8 @@ def test_weights_file_is_loaded(fmt, vgg16, tmp_path):
     assert loaded.provenance["weights_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (
         loaded.provenance["state_sha256"]
-        == st.state_sha256(feats)
-        != st.state_sha256(vgg16.features)
+        == vb.state_sha256(feats)
+        != vb.state_sha256(vgg16.features)
     )
     content, style = rand_img(24, 24, 8), rand_img(24, 24, 9)
     a, _ = st.stylize(content, style, cfg(num_epochs=3), network=loaded)
@@ -228,7 +230,7 @@ def test_bad_weights_files_are_named(tmp_path):
     wrong = tmp_path / "vgg19.safetensors"
     from safetensors.torch import save_file
 
-    save_file(st._random_features("vgg19", 0).state_dict(), str(wrong))
+    save_file(vb._random_features("vgg19", 0).state_dict(), str(wrong))
     with pytest.raises(st.StyleWeightsError, match="vgg19.safetensors: weights do not fit vgg16"):
         st.load_backbone(cfg(weights=str(wrong)))
 
@@ -253,7 +255,7 @@ def test_stylize_folder_maps_ids_and_carries_masks(vgg16, tmp_path):
     content, style = make_sets(tmp_path)
     out = tmp_path / "out"
     c = cfg(num_epochs=3)
-    rec = st.stylize_folder(content, style, out, c, network=vgg16, batch_size=2)
+    rec = sf.stylize_folder(content, style, out, c, network=vgg16, batch_size=2)
     ids = sorted(p.stem for p in (content / "images").iterdir())
     assert sorted(p.stem for p in (out / "images").iterdir()) == ids
     for i in ids:
@@ -278,7 +280,7 @@ def test_stylize_folder_missing_style_is_named(vgg16, tmp_path):
     content, style = make_sets(tmp_path)
     (style / "b_x.jpg").unlink()
     with pytest.raises(InputError, match=r"b_x_0\.png: no style image 'b_x\.\*'"):
-        st.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16)
+        sf.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16)
     assert not (tmp_path / "out").exists()
     Image.fromarray(rand_img(30, 30, 21)).save(style / "b_x.jpg")
     write_png(content / "images" / "nonumber.png", rand_img(8, 8, 0))
@@ -286,12 +288,12 @@ def test_stylize_folder_missing_style_is_named(vgg16, tmp_path):
     with pytest.raises(
         InputError, match=r"nonumber\.png: content id 'nonumber': expected '<source id>_<n>'"
     ):
-        st.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16)
+        sf.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16)
 
 
 def cli(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="singanseg")
-    st.add_stylize_command(parser.add_subparsers(dest="command", required=True))
+    sf.add_stylize_command(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
 
