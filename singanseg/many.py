@@ -219,7 +219,7 @@ def train_many(
         for p in pairs
     ]
     if batch > 1:
-        from singanseg.batched import train_batched
+        from singanseg.batched_many import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
                                 device=resolve_device(device, "train-many: device"), progress=progress)  # fmt: skip

@@ -21,10 +21,10 @@ from singanseg.api import load, train
 from singanseg.batched import (
     Member,
     stack_states,
-    train_batched,
     train_scale_batched,
     unstack_state,
 )
+from singanseg.batched_many import train_batched
 from singanseg.config import SinGANConfig
 from singanseg.io import list_pairs, write_png
 from singanseg.many import image_seed

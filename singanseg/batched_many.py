@@ -1,0 +1,251 @@
+"""Train many SinGAN-Seg models K at a time with singanseg.batched (issue 8, items 1 and 3).
+
+Output: the folders singanseg.api.train writes (scale_<n>.safetensors/json with the
+model's rng state, model.json after every finished scale); `api.load` reads them and
+`api.train` resumes them. Partial models are resumed batched: they are bucketed by
+(pyramid shapes, scale_factor, finished scales), so those that stopped at the same scale
+continue together from their saved random streams; complete ones are skipped unread.
+
+Failures stay with their model: a pair that cannot be read is reported "failed" and never
+trained; a model that fails to save drops out at the next scale while the rest of its
+chunk goes on; a failing batched step fails its own chunk, and the other chunks go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.executors import Skipped, TaskResult, _describe
+from singanseg.api import IncompatibleModelError, _read_inputs
+from singanseg.batched import Member, train_scale_batched
+from singanseg.config import SinGANConfig
+from singanseg.io import Pair, list_pairs
+from singanseg.many import image_seed
+from singanseg.model import (
+    MODEL_JSON,
+    config_of,
+    load_scale,
+    read_model_json,
+    save_scale,
+    write_model_json,
+)
+from singanseg.pyramid import build_pyramid
+from singanseg.typed import ConfigError, to_mapping
+
+# Logs as it did inside singanseg.batched, so logging set up for it still applies.
+log = logging.getLogger("singanseg.batched")
+
+
+# --- model folders: the checks and records of singanseg.api.train ----------------------
+
+
+def _write_record(m: Member, complete: bool) -> None:
+    """model.json with api.train's fields (tests/test_batched.py compares the two)."""
+    s = m.scales
+    write_model_json(
+        m.folder,
+        {
+            **m.record,
+            "finished_scales": len(s),
+            "complete": complete,
+            "noise_amp": [x["noise_amp"] for x in s],
+            "losses": [
+                {key: {"first": v[0], "last": v[-1]} for key, v in x["losses"].items() if v}
+                for x in s
+            ],
+            "seconds": [x["seconds"] for x in s],
+        },
+    )
+
+
+def prepare(
+    pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None, on_incompatible: str = "error"
+):
+    """A Member ready to train from its next scale, or Skipped when its model is complete.
+
+    Same rules as singanseg.many.train_one + singanseg.api.train: a complete model of the
+    same config and seed is skipped unread; another config, seed or input raises
+    IncompatibleModelError (or, with on_incompatible 'retrain', the folder is replaced).
+    """
+    meta = None
+    if (folder / MODEL_JSON).exists():
+        meta = read_model_json(folder)
+        same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
+        if meta["complete"] and same:
+            return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
+    rgba, where = _read_inputs(pair.image, pair.mask)
+    input_sha = hashlib.sha256(
+        np.ascontiguousarray(rgba).tobytes() + str(rgba.shape).encode()
+    ).hexdigest()
+    reals, spec = build_pyramid(rgba, cfg, where)
+    gen, scales = torch.Generator(), []
+    if meta is not None:
+        problems = []
+        if config_of(meta, folder) != cfg:
+            new, old = to_mapping(cfg), to_mapping(config_of(meta, folder))
+            problems.append(
+                f"config differs (stored, requested): { {k: (v, new[k]) for k, v in old.items() if new[k] != v} }"
+            )
+        if seed is not None and int(meta["seed"]) != seed:
+            problems.append(f"seed {meta['seed']} != {seed}")
+        if meta["input_sha256"] != input_sha:
+            problems.append("it was trained on another image/mask")
+        if problems and on_incompatible != "retrain":
+            raise IncompatibleModelError(
+                f"{folder / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
+                f"use another --out or delete the folder"
+            )
+        if problems:
+            shutil.rmtree(folder)
+            meta = None
+    if meta is not None:
+        seed = int(meta["seed"])
+        scales = [load_scale(folder, n, cfg) for n in range(int(meta["finished_scales"]))]
+        if scales:
+            gen.set_state(scales[-1]["rng_state"])
+        else:
+            gen.manual_seed(seed)
+    else:
+        seed = secrets.randbelow(10_000) + 1 if seed is None else int(seed)  # post_config
+        gen.manual_seed(seed)
+    record = {
+        "config": to_mapping(cfg),
+        "seed": seed,
+        "input_sha256": input_sha,
+        "input_shape": list(rgba.shape),
+        "pyramid": {
+            "scale1": spec.scale1,
+            "stop_scale": spec.stop_scale,
+            "scale_factor": spec.scale_factor,
+            "num_scales": spec.num_scales,
+            "shapes": [list(r.shape[2:]) for r in reals],
+        },
+        "z_opt": "tensor 'z_opt' of scale_<n>.safetensors (padded; zeros above the coarsest scale)",
+    }
+    m = Member(pair.id, folder, seed, gen, reals, spec, record, scales, resumed=bool(scales))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not scales:
+        _write_record(m, False)
+    return m
+
+
+def bucket_key(m: Member) -> tuple:
+    """Models train together when their pyramids (shapes, scale_factor) and next scale agree."""
+    return (m.shapes, m.spec.scale_factor, len(m.scales))
+
+
+def train_group(
+    members: list[Member], cfg: SinGANConfig, device, progress: bool = False, on_scale=None
+) -> None:
+    """Train one bucket chunk to the finest scale, saving every model after every scale."""
+    bar = None
+    for n in range(len(members[0].scales), len(members[0].reals)):
+        members = [m for m in members if m.error is None]
+        if not members:
+            return
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.niter, desc=f"{len(members)} models, scale {n}", leave=False)
+        try:
+            results = train_scale_batched(n, members, cfg, device, bar)
+        except Exception as e:  # noqa: BLE001 - reported per model; other chunks go on
+            for m in members:
+                m.error = (
+                    f"batched training of {len(members)} models at scale {n} failed: {_describe(e)}"
+                )
+            return
+        finally:
+            if bar is not None:
+                bar.close()
+        for m, r in zip(members, results, strict=True):
+            try:
+                save_scale(m.folder, n, r["G"], r["D"], r["z_opt"], r["real"], r["noise_amp"],
+                           m.gen, r["losses"], r["seconds"])  # fmt: skip
+                m.scales.append(r)
+                _write_record(m, n == len(m.reals) - 1)
+                m.seconds += r["seconds"]
+                if on_scale is not None:
+                    on_scale(m.id, n, {"seconds": r["seconds"], "noise_amp": r["noise_amp"],
+                                       **{f"{k}_last": v[-1] for k, v in r["losses"].items() if v}})  # fmt: skip
+            except Exception as e:  # noqa: BLE001
+                m.error = _describe(e)
+
+
+def train_batched(
+    pairs_or_data_dir: Sequence[Pair] | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: SinGANConfig | None = None,
+    seed: int | None = None,
+    batch: int = 8,
+    *,
+    on_incompatible: str = "error",
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    on_scale: Callable[[str, int, dict], None] | None = None,
+) -> list[TaskResult]:
+    """Train `out_dir/<id>/` for every pair, `batch` models at a time; one TaskResult per pair.
+
+    The semantics of singanseg.many.train_many (which routes `--batch K > 1` here): per-model
+    seeds from `seed` and the id (many.image_seed), complete models skipped, partial ones
+    resumed (batched with the others that stopped at the same scale), a pair that cannot be
+    read or trained reported "failed" with its id and error while the rest finish.
+    """
+    cfg = config or SinGANConfig()
+    cfg.validate("config")
+    if batch < 1:
+        raise ConfigError(f"batch: must be >= 1, got {batch}")
+    if on_incompatible not in ("error", "retrain"):
+        raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
+    device = torch.device(device or "cpu")
+    if isinstance(pairs_or_data_dir, (str, os.PathLike)):
+        pairs = list_pairs(pairs_or_data_dir)
+    else:
+        pairs = list(pairs_or_data_dir)
+    out_dir = Path(out_dir)
+    results: dict[str, TaskResult] = {}
+    buckets: dict[tuple, list[Member]] = {}
+    for p in pairs:
+        t0 = time.perf_counter()
+        try:
+            m = prepare(p, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible)
+        except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
+            results[p.id] = TaskResult(p.id, "failed", _describe(e), time.perf_counter() - t0)
+            continue
+        if isinstance(m, Skipped):
+            results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)
+        else:
+            m.seconds = time.perf_counter() - t0
+            buckets.setdefault(bucket_key(m), []).append(m)
+    for (shapes, _, start), group in buckets.items():
+        log.info("bucket %s from scale %d: %d models (%s)", "/".join(f"{h}x{w}" for h, w in shapes),
+                 start, len(group), ", ".join(m.id for m in group))  # fmt: skip
+        for i in range(0, len(group), batch):
+            chunk = group[i : i + batch]
+            train_group(chunk, cfg, device, progress, on_scale)
+            for m in chunk:
+                if m.error is not None:
+                    results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
+                    continue
+                value = {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed,
+                         "batch": len(chunk), "bucket": f"{shapes[-1][0]}x{shapes[-1][1]}/{len(shapes)}"}  # fmt: skip
+                results[m.id] = TaskResult(m.id, "done", None, m.seconds, value)
+    return [results[p.id] for p in pairs]
+
+
+__all__ = [
+    "bucket_key",
+    "prepare",
+    "train_batched",
+    "train_group",
+]
