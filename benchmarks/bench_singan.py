@@ -5,8 +5,11 @@ same thread count. Coarser generators are freshly initialised (speed does not de
 their weights). The marginal cost per iteration is (t(1 + iters) - t(1)) / iters, so set-up
 and the reference's end-of-scale saving are excluded on both sides. t is this process's CPU
 time (time.process_time): on a shared machine wall time mostly measures the neighbours.
+"critic" times only the Dsteps critic steps (training.critic_step, op for op the
+reference's D loop): no implementation of the identical algorithm can skip them, so
+reference / critic is the ceiling of the ratio ("ceiling").
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_singan.py --threads 2 --iters 2 [--scales 0,4,8] [--resize torch]
+    OMP_NUM_THREADS=1 python benchmarks/bench_singan.py --threads 1 --iters 2 [--repeat 3] [--scales 0,4,8] [--resize torch]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import builtins
 import dataclasses
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +32,7 @@ from singanseg.models import init_models
 from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.training import (
     Frozen,
+    critic_step,
     draw_concat,
     make_optimizers,
     pad,
@@ -100,8 +105,7 @@ def time_reference(n, reals, cfg, scale_factor, niter, outf) -> float:
         builtins.print = saved
 
 
-def time_ours(n, reals, cfg, scale_factor, niter) -> float:
-    gen = torch.Generator().manual_seed(0)
+def _frozen_chain(n, reals, cfg, gen) -> Frozen:
     frozen = Frozen()
     for k in range(n):
         _, G = init_models(cfg, k, gen)
@@ -110,6 +114,35 @@ def time_ours(n, reals, cfg, scale_factor, niter) -> float:
         h, w = reals[k].shape[2:]
         frozen.Zs.append(pad(torch.randn(1, 4, h, w, generator=gen) * (k == 0), cfg.pad))
         frozen.noise_amps.append(1.0 if k == 0 else 0.1)
+    return frozen
+
+
+def time_critic(n, reals, cfg, scale_factor, niter) -> float:
+    """Only the critic steps (training.critic_step, op for op the reference's D loop), niter x Dsteps.
+
+    What no implementation of the identical algorithm can skip: the ceiling of the ratio is
+    reference / this.
+    """
+    gen = torch.Generator().manual_seed(0)
+    frozen = _frozen_chain(n, reals, cfg, gen)
+    c = dataclasses.replace(cfg, niter=niter)
+    netD, netG = init_models(c, n, gen)
+    t = time.process_time()
+    inputs = scale_inputs(frozen, reals[: n + 1], c, scale_factor)
+    optD, _, _, _ = make_optimizers(netD, netG, c)
+    h, w = reals[n].shape[2:]
+    zeros = torch.zeros(1, c.nc_z, h + 2 * c.pad, w + 2 * c.pad)
+    for _ in range(niter):
+        noise_ = pad(torch.randn(1, c.nc_z, h, w, generator=gen), c.pad)
+        for _ in range(c.Dsteps):
+            prev = zeros if n == 0 else pad(draw_concat(frozen, reals, "rand", c, scale_factor, gen), c.pad)
+            critic_step(netD, netG, optD, inputs.real, noise_ + prev, prev, c, gen)
+    return time.process_time() - t
+
+
+def time_ours(n, reals, cfg, scale_factor, niter) -> float:
+    gen = torch.Generator().manual_seed(0)
+    frozen = _frozen_chain(n, reals, cfg, gen)
     c = dataclasses.replace(cfg, niter=niter)
     netD, netG = init_models(c, n, gen)
     t = time.process_time()
@@ -142,6 +175,10 @@ def main(argv=None) -> int:
     ap.add_argument("--resize", default="torch", choices=("torch", "reference"))
     ap.add_argument("--max-size", type=int, default=250)
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--no-critic", action="store_true", help="skip the critic-only column")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="measurements per side and scale (median; interleaved)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     pair = list_pairs(args.data)[args.index]
@@ -155,31 +192,42 @@ def main(argv=None) -> int:
         f"{pair.id}: {len(reals)} scales, finest {tuple(reals[-1].shape[2:])}, threads {args.threads}, "
         f"resize {args.resize}, torch {torch.__version__}"
     )
-    print(f"{'scale':>5} {'h x w':>9} {'nfc':>4} {'ref s/it':>9} {'ours s/it':>9} {'ratio':>6}")
-    tot_ref = tot_ours = 0.0
+    print(
+        f"{'scale':>5} {'h x w':>9} {'nfc':>4} {'ref s/it':>9} {'ours s/it':>9} {'ratio':>6} "
+        f"{'critic s/it':>11} {'ceiling':>7}"
+    )
+    tot = {"ref": 0.0, "ours": 0.0, "critic": 0.0}
     with tempfile.TemporaryDirectory() as outf:
+        timers = {
+            "ours": lambda n, k: time_ours(n, reals, cfg, spec.scale_factor, k),
+            "ref": lambda n, k: time_reference(n, reals, cfg, spec.scale_factor, k, outf),
+            "critic": lambda n, k: time_critic(n, reals, cfg, spec.scale_factor, k),
+        }
+        if args.no_reference:
+            del timers["ref"]
+        if args.no_critic:
+            del timers["critic"]
         for n in scales:
-            # a first call pays oneDNN's per-shape set-up: warm both sides before timing
-            time_ours(n, reals, cfg, spec.scale_factor, 1)
-            ours = (
-                time_ours(n, reals, cfg, spec.scale_factor, 1 + args.iters)
-                - time_ours(n, reals, cfg, spec.scale_factor, 1)
-            ) / args.iters
-            ref = float("nan")
-            if not args.no_reference:
-                time_reference(n, reals, cfg, spec.scale_factor, 1, outf)
-                ref = (
-                    time_reference(n, reals, cfg, spec.scale_factor, 1 + args.iters, outf)
-                    - time_reference(n, reals, cfg, spec.scale_factor, 1, outf)
-                ) / args.iters
-            tot_ref += ref
-            tot_ours += ours
+            runs: dict[str, list[float]] = {k: [] for k in timers}
+            for timer in timers.values():
+                timer(n, 1)  # a first call pays oneDNN's per-shape set-up: warm every side
+            for _ in range(args.repeat):  # interleaved, so drifting load hits every side alike
+                for name, timer in timers.items():
+                    runs[name].append((timer(n, 1 + args.iters) - timer(n, 1)) / args.iters)
+            med = {k: statistics.median(v) for k, v in runs.items()}
+            ref, ours, critic = (med.get(k, float("nan")) for k in ("ref", "ours", "critic"))
+            for k in tot:
+                tot[k] += med.get(k, float("nan"))
             h, w = reals[n].shape[2:]
             print(
-                f"{n:>5} {f'{h}x{w}':>9} {cfg.nfc_at(n)[0]:>4} {ref:>9.3f} {ours:>9.3f} {ref / ours:>6.2f}",
+                f"{n:>5} {f'{h}x{w}':>9} {cfg.nfc_at(n)[0]:>4} {ref:>9.3f} {ours:>9.3f} {ref / ours:>6.2f} "
+                f"{critic:>11.3f} {ref / critic:>7.2f}",
                 flush=True,
             )
-    print(f"{'all':>5} {'':>9} {'':>4} {tot_ref:>9.3f} {tot_ours:>9.3f} {tot_ref / tot_ours:>6.2f}")
+    print(
+        f"{'all':>5} {'':>9} {'':>4} {tot['ref']:>9.3f} {tot['ours']:>9.3f} {tot['ref'] / tot['ours']:>6.2f} "
+        f"{tot['critic']:>11.3f} {tot['ref'] / tot['critic']:>7.2f}"
+    )
     return 0
 
 

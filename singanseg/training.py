@@ -151,6 +151,36 @@ def scale_inputs(
     return ScaleInputs(real=real, z_prev=pad(z_prev, cfg.pad), noise_amp=amp, coarsest=n == 0)
 
 
+def critic_step(
+    netD: WDiscriminator,
+    netG: GeneratorConcatSkip2CleanAdd,
+    optD: torch.optim.Optimizer,
+    real: torch.Tensor,
+    noise: torch.Tensor,
+    prev: torch.Tensor,
+    cfg: SinGANConfig,
+    gen: torch.Generator | None,
+    keep_graph: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One WGAN-GP critic step (training.py's D loop body); returns (fake, errD_real, errD_fake, gp).
+
+    `keep_graph`: make `fake` with its autograd graph (the last step's fake is reused by the
+    generator passes in `accumulate` mode). The reference draws `prev` before G's forward and
+    after D(real)'s backward; no random numbers are drawn in between, so the order is the same.
+    """
+    optD.zero_grad(set_to_none=True)
+    errD_real = -netD(real).mean()
+    errD_real.backward()
+    with torch.set_grad_enabled(keep_graph):
+        fake = netG(noise, prev)
+    errD_fake = netD(fake.detach()).mean()
+    errD_fake.backward()
+    gp = gradient_penalty(netD, real, fake, cfg.lambda_grad, gen)
+    gp.backward()
+    optD.step()
+    return fake, errD_real, errD_fake, gp
+
+
 def train_single_scale(
     netD: WDiscriminator,
     netG: GeneratorConcatSkip2CleanAdd,
@@ -187,19 +217,12 @@ def train_single_scale(
 
         # (1) critic: maximise D(x) - D(G(z)) with the gradient penalty
         for j in range(cfg.Dsteps):
-            optD.zero_grad(set_to_none=True)
-            errD_real = -netD(real).mean()
-            errD_real.backward()
             prev = zeros if inputs.coarsest else draw_prev()
             noise = noise_ if inputs.coarsest else noise_amp * noise_ + prev
             keep_graph = accumulate and j == cfg.Dsteps - 1
-            with torch.set_grad_enabled(keep_graph):
-                fake = netG(noise, prev)
-            errD_fake = netD(fake.detach()).mean()
-            errD_fake.backward()
-            gp = gradient_penalty(netD, real, fake, cfg.lambda_grad, gen)
-            gp.backward()
-            optD.step()
+            fake, errD_real, errD_fake, gp = critic_step(
+                netD, netG, optD, real, noise, prev, cfg, gen, keep_graph
+            )
         errD = errD_real.detach() + errD_fake.detach() + gp.detach()
         D_x, D_G_z = -errD_real.detach(), errD_fake.detach()
 
