@@ -117,16 +117,22 @@ def _frozen_chain(n, reals, cfg, gen) -> Frozen:
     return frozen
 
 
+def _setup(n, reals, cfg, niter):
+    """Seeded generator, frozen coarser chain, config with `niter`, fresh D and G of scale n."""
+    gen = torch.Generator().manual_seed(0)
+    frozen = _frozen_chain(n, reals, cfg, gen)
+    c = dataclasses.replace(cfg, niter=niter)
+    netD, netG = init_models(c, n, gen)
+    return gen, frozen, c, netD, netG
+
+
 def time_critic(n, reals, cfg, scale_factor, niter) -> float:
     """Only the critic steps (training.critic_step, op for op the reference's D loop), niter x Dsteps.
 
     What no implementation of the identical algorithm can skip: the ceiling of the ratio is
     reference / this.
     """
-    gen = torch.Generator().manual_seed(0)
-    frozen = _frozen_chain(n, reals, cfg, gen)
-    c = dataclasses.replace(cfg, niter=niter)
-    netD, netG = init_models(c, n, gen)
+    gen, frozen, c, netD, netG = _setup(n, reals, cfg, niter)
     t = time.process_time()
     inputs = scale_inputs(frozen, reals[: n + 1], c, scale_factor)
     optD, _, _, _ = make_optimizers(netD, netG, c)
@@ -141,10 +147,7 @@ def time_critic(n, reals, cfg, scale_factor, niter) -> float:
 
 
 def time_ours(n, reals, cfg, scale_factor, niter) -> float:
-    gen = torch.Generator().manual_seed(0)
-    frozen = _frozen_chain(n, reals, cfg, gen)
-    c = dataclasses.replace(cfg, niter=niter)
-    netD, netG = init_models(c, n, gen)
+    gen, frozen, c, netD, netG = _setup(n, reals, cfg, niter)
     t = time.process_time()
     inputs = scale_inputs(frozen, reals[: n + 1], c, scale_factor)
     optD, optG, schedD, schedG = make_optimizers(netD, netG, c)

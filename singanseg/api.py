@@ -8,7 +8,6 @@ error instead of being overwritten.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -25,15 +24,17 @@ from singanseg.io import read_image, read_mask
 from singanseg.model import (
     MODEL_JSON,
     SinGANSeg,
-    config_of,
+    incompatibilities,
+    input_sha256,
     load_scale,
+    model_record,
+    progress_record,
     read_model_json,
     save_scale,
     write_model_json,
 )
 from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.training import Frozen, train_scale
-from singanseg.typed import to_mapping
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ def train(
     dev = resolve_device(device, "train: device")
     out = Path(out)
     rgba, where = _read_inputs(image, mask)
-    input_sha = hashlib.sha256(
-        np.ascontiguousarray(rgba).tobytes() + str(rgba.shape).encode()
-    ).hexdigest()
+    input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     shapes = [list(r.shape[2:]) for r in reals]
     reals = [r.to(dev) for r in reals]
@@ -96,19 +95,7 @@ def train(
     scales: list[dict] = []
     if (out / MODEL_JSON).exists():
         meta = read_model_json(out)
-        stored = config_of(meta, out)
-        problems = []
-        if stored != cfg:
-            diff = {
-                k: (v, to_mapping(cfg)[k])
-                for k, v in to_mapping(stored).items()
-                if to_mapping(cfg)[k] != v
-            }
-            problems.append(f"config differs (stored, requested): {diff}")
-        if seed is not None and int(meta["seed"]) != seed:
-            problems.append(f"seed {meta['seed']} != {seed}")
-        if meta["input_sha256"] != input_sha:
-            problems.append("it was trained on another image/mask")
+        problems = incompatibilities(meta, out, cfg, seed, input_sha)
         if problems:
             raise IncompatibleModelError(
                 f"{out / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
@@ -131,32 +118,10 @@ def train(
         gen.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
 
+    fixed = model_record(cfg, seed, input_sha, rgba.shape, spec, shapes)
+
     def record(complete: bool) -> None:
-        write_model_json(
-            out,
-            {
-                "config": to_mapping(cfg),
-                "seed": seed,
-                "input_sha256": input_sha,
-                "input_shape": list(rgba.shape),
-                "pyramid": {
-                    "scale1": spec.scale1,
-                    "stop_scale": spec.stop_scale,
-                    "scale_factor": spec.scale_factor,
-                    "num_scales": spec.num_scales,
-                    "shapes": shapes,
-                },
-                "finished_scales": len(scales),
-                "complete": complete,
-                "noise_amp": [s["noise_amp"] for s in scales],
-                "z_opt": "tensor 'z_opt' of scale_<n>.safetensors (padded; zeros above the coarsest scale)",
-                "losses": [
-                    {k: {"first": v[0], "last": v[-1]} for k, v in s["losses"].items() if v}
-                    for s in scales
-                ],
-                "seconds": [s["seconds"] for s in scales],
-            },
-        )
+        write_model_json(out, {**fixed, **progress_record(scales, complete)})
 
     if not scales:
         record(False)

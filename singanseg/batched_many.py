@@ -13,7 +13,6 @@ chunk goes on; a failing batched step fails its own chunk, and the other chunks 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
@@ -22,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pipeline.executors import Skipped, TaskResult, _describe
@@ -34,13 +32,17 @@ from singanseg.many import image_seed
 from singanseg.model import (
     MODEL_JSON,
     config_of,
+    incompatibilities,
+    input_sha256,
     load_scale,
+    model_record,
+    progress_record,
     read_model_json,
     save_scale,
     write_model_json,
 )
 from singanseg.pyramid import build_pyramid
-from singanseg.typed import ConfigError, to_mapping
+from singanseg.typed import ConfigError
 
 # Logs as it did inside singanseg.batched, so logging set up for it still applies.
 log = logging.getLogger("singanseg.batched")
@@ -51,21 +53,7 @@ log = logging.getLogger("singanseg.batched")
 
 def _write_record(m: Member, complete: bool) -> None:
     """model.json with api.train's fields (tests/test_batched.py compares the two)."""
-    s = m.scales
-    write_model_json(
-        m.folder,
-        {
-            **m.record,
-            "finished_scales": len(s),
-            "complete": complete,
-            "noise_amp": [x["noise_amp"] for x in s],
-            "losses": [
-                {key: {"first": v[0], "last": v[-1]} for key, v in x["losses"].items() if v}
-                for x in s
-            ],
-            "seconds": [x["seconds"] for x in s],
-        },
-    )
+    write_model_json(m.folder, {**m.record, **progress_record(m.scales, complete)})
 
 
 def prepare(
@@ -84,22 +72,11 @@ def prepare(
         if meta["complete"] and same:
             return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
     rgba, where = _read_inputs(pair.image, pair.mask)
-    input_sha = hashlib.sha256(
-        np.ascontiguousarray(rgba).tobytes() + str(rgba.shape).encode()
-    ).hexdigest()
+    input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     gen, scales = torch.Generator(), []
     if meta is not None:
-        problems = []
-        if config_of(meta, folder) != cfg:
-            new, old = to_mapping(cfg), to_mapping(config_of(meta, folder))
-            problems.append(
-                f"config differs (stored, requested): { {k: (v, new[k]) for k, v in old.items() if new[k] != v} }"
-            )
-        if seed is not None and int(meta["seed"]) != seed:
-            problems.append(f"seed {meta['seed']} != {seed}")
-        if meta["input_sha256"] != input_sha:
-            problems.append("it was trained on another image/mask")
+        problems = incompatibilities(meta, folder, cfg, seed, input_sha)
         if problems and on_incompatible != "retrain":
             raise IncompatibleModelError(
                 f"{folder / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
@@ -118,20 +95,7 @@ def prepare(
     else:
         seed = secrets.randbelow(10_000) + 1 if seed is None else int(seed)  # post_config
         gen.manual_seed(seed)
-    record = {
-        "config": to_mapping(cfg),
-        "seed": seed,
-        "input_sha256": input_sha,
-        "input_shape": list(rgba.shape),
-        "pyramid": {
-            "scale1": spec.scale1,
-            "stop_scale": spec.stop_scale,
-            "scale_factor": spec.scale_factor,
-            "num_scales": spec.num_scales,
-            "shapes": [list(r.shape[2:]) for r in reals],
-        },
-        "z_opt": "tensor 'z_opt' of scale_<n>.safetensors (padded; zeros above the coarsest scale)",
-    }
+    record = model_record(cfg, seed, input_sha, rgba.shape, spec, [r.shape[2:] for r in reals])
     m = Member(pair.id, folder, seed, gen, reals, spec, record, scales, resumed=bool(scales))
     folder.mkdir(parents=True, exist_ok=True)
     if not scales:

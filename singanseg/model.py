@@ -14,6 +14,7 @@ scale, so a resumed run continues the exact random stream of an uninterrupted on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -113,6 +114,54 @@ def write_model_json(folder: Path, meta: dict[str, Any]) -> None:
         **meta,
     }
     write_text(folder / MODEL_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def input_sha256(rgba: np.ndarray) -> str:
+    """The identity of a training input: its RGBA bytes and shape."""
+    return hashlib.sha256(np.ascontiguousarray(rgba).tobytes() + str(rgba.shape).encode()).hexdigest()
+
+
+def model_record(cfg: SinGANConfig, seed: int, input_sha: str, rgba_shape, spec, shapes) -> dict[str, Any]:
+    """model.json's fixed fields (the config, seed, input and pyramid of a model folder)."""
+    return {
+        "config": to_mapping(cfg),
+        "seed": seed,
+        "input_sha256": input_sha,
+        "input_shape": list(rgba_shape),
+        "pyramid": {
+            "scale1": spec.scale1,
+            "stop_scale": spec.stop_scale,
+            "scale_factor": spec.scale_factor,
+            "num_scales": spec.num_scales,
+            "shapes": [list(s) for s in shapes],
+        },
+        "z_opt": "tensor 'z_opt' of scale_<n>.safetensors (padded; zeros above the coarsest scale)",
+    }
+
+
+def progress_record(scales: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """model.json's fields that grow with every finished scale."""
+    return {
+        "finished_scales": len(scales),
+        "complete": complete,
+        "noise_amp": [s["noise_amp"] for s in scales],
+        "losses": [{k: {"first": v[0], "last": v[-1]} for k, v in s["losses"].items() if v} for s in scales],
+        "seconds": [s["seconds"] for s in scales],
+    }
+
+
+def incompatibilities(meta: dict[str, Any], folder: Path, cfg: SinGANConfig, seed: int | None, input_sha: str) -> list[str]:
+    """Why a model folder cannot continue this request (empty: it can)."""
+    problems = []
+    stored, new = to_mapping(config_of(meta, folder)), to_mapping(cfg)
+    if stored != new:
+        diff = {k: (v, new[k]) for k, v in stored.items() if new[k] != v}
+        problems.append(f"config differs (stored, requested): {diff}")
+    if seed is not None and int(meta["seed"]) != seed:
+        problems.append(f"seed {meta['seed']} != {seed}")
+    if meta["input_sha256"] != input_sha:
+        problems.append("it was trained on another image/mask")
+    return problems
 
 
 def config_of(meta: dict[str, Any], folder: Path) -> SinGANConfig:
