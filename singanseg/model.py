@@ -164,9 +164,15 @@ def incompatibilities(meta: dict[str, Any], folder: Path, cfg: SinGANConfig, see
     return problems
 
 
+# Options added after models were written: the value those models were trained with (not
+# today's default), so that such a model is not taken for one of the new default.
+_TRAINED_BEFORE_OPTION = {"adam_impl": "loop"}
+
+
 def config_of(meta: dict[str, Any], folder: Path) -> SinGANConfig:
     try:
-        return config_from_dict(meta["config"], f"{folder / MODEL_JSON}: config")
+        stored = {**_TRAINED_BEFORE_OPTION, **meta["config"]}
+        return config_from_dict(stored, f"{folder / MODEL_JSON}: config")
     except ConfigError as e:
         raise CheckpointError(f"incompatible model: {e}") from None
 

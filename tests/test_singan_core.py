@@ -187,3 +187,21 @@ def test_fused_adam_is_the_loop_update_up_to_rounding():
     moved = SinGANConfig(nfc=8, min_nfc=8, max_size=40, min_size=24, niter=4)
     _, untrained = init_models(moved, 0, torch.Generator().manual_seed(1))
     assert max((untrained.state_dict()[k] - states["fused"][k]).abs().max().item() for k in states["fused"]) > 1e-4
+
+
+def test_a_model_from_before_adam_impl_is_not_taken_for_a_fused_one(tmp_path):
+    import json
+
+    from singanseg.api import IncompatibleModelError
+
+    rgba = np.zeros((40, 48, 4), np.uint8)
+    rgba[..., :3] = np.random.default_rng(0).integers(0, 255, (40, 48, 3))
+    rgba[10:25, 12:30, 3] = 255
+    cfg = preset("smoke", niter=2, max_size=32, min_size=24)
+    train(rgba[..., :3], rgba[..., 3], tmp_path / "m", cfg, seed=1, progress=False)
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    del meta["config"]["adam_impl"]  # as written before the option existed (trained with `loop`)
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleModelError, match="adam_impl"):
+        train(rgba[..., :3], rgba[..., 3], tmp_path / "m", cfg, seed=1, progress=False)
+    assert load(tmp_path / "m").config.adam_impl == "loop"
