@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import NUM_CHANNELS, GANSpec, random_hflip
+from baselines.common import GANSpec
+from baselines.data import NUM_CHANNELS, random_hflip
 from singanseg.typed import ConfigError
 
 

@@ -13,16 +13,14 @@ from PIL import Image
 from baselines.__main__ import main
 from baselines.common import (
     GANS,
-    batch_indices,
     get_gan,
     load,
-    load_dataset,
     make_config,
-    to_4ch,
     to_pairs,
     train,
     write_samples,
 )
+from baselines.data import batch_indices, load_dataset, to_4ch
 from singanseg.ckpt import CheckpointError, load_state
 from singanseg.io import InputError, list_pairs, read_pair
 from singanseg.typed import ConfigError
@@ -259,7 +257,7 @@ def test_pipeline_stages_train_and_generate_with_mlflow(tmp_path, kvasir_dir, ml
 
 
 def test_stream_indices_cross_epochs_and_cover_every_image():
-    from baselines.common import stream_indices
+    from baselines.data import stream_indices
 
     # 5 images at batch 8 (FastGAN's k = 5, paper.md s6): batches run across epochs
     seq = torch.cat([stream_indices(3, it, 5, 8) for it in range(5)]).tolist()  # 40 draws = 8 epochs

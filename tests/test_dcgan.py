@@ -72,7 +72,7 @@ def test_model_is_frozen_at_the_generation_epoch(tmp_path, kvasir_dir):
 def test_train_losses_finite_sample_and_reload(tmp_path, kvasir_dir):
     config = make_config("dcgan", "smoke")
     data_rng = torch.Generator().manual_seed(0)
-    from baselines.common import load_dataset
+    from baselines.data import load_dataset
 
     data, _ = load_dataset(kvasir_dir, 64, num_images=8)
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""FastGAN-4ch (baselines/fastgan.py) and DiffAugment (baselines/diffaugment.py).
+"""FastGAN-4ch (baselines/fastgan.py, fastgan_lpips.py) and DiffAugment (baselines/diffaugment.py).
 
 Tiny configurations (the `smoke` preset: 256 px, widths 8, batch 2) on real Kvasir-SEG
 pairs; LPIPS runs with an explicitly random VGG backbone (no weights offline).
@@ -19,11 +19,10 @@ from baselines.fastgan import (
     FastGANSampler,
     FastGANTrainer,
     Generator,
-    LPIPSWeightsError,
-    build_lpips,
     crop_part,
     real_pair,
 )
+from baselines.fastgan_lpips import LPIPSWeightsError, build_lpips
 from singanseg.ckpt import read_meta
 from singanseg.typed import ConfigError, replace
 

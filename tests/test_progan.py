@@ -91,7 +91,7 @@ def test_config_errors_name_the_key():
 
 
 def test_one_step_losses_finite_and_ema_moves(kvasir_dir):
-    from baselines.common import load_dataset
+    from baselines.data import load_dataset
     from baselines.progan import load_resolution
 
     config = make_config("progan", "smoke")
