@@ -1,4 +1,4 @@
-"""FastGAN-4ch (baselines/fastgan.py, fastgan_lpips.py) and DiffAugment (baselines/diffaugment.py).
+"""FastGAN-4ch (baselines/fastgan.py, fastgan_nets.py, fastgan_lpips.py) and DiffAugment (baselines/diffaugment.py).
 
 Tiny configurations (the `smoke` preset: 256 px, widths 8, batch 2) on real Kvasir-SEG
 pairs; LPIPS runs with an explicitly random VGG backbone (no weights offline).
@@ -13,16 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from baselines import common
 from baselines.diffaugment import DiffAugment, rand_cutout, rand_translation
-from baselines.fastgan import (
-    SMALL,
-    Discriminator,
-    FastGANSampler,
-    FastGANTrainer,
-    Generator,
-    crop_part,
-    real_pair,
-)
+from baselines.fastgan import FastGANSampler, FastGANTrainer
 from baselines.fastgan_lpips import LPIPSWeightsError, build_lpips
+from baselines.fastgan_nets import SMALL, Discriminator, Generator, crop_part, real_pair
 from singanseg.ckpt import read_meta
 from singanseg.typed import ConfigError, replace
 
