@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         with stage_run("generate_baselines", params, run_name=f"generate_baselines/{args.gan}",
                        provenance={"weights": f"models/{args.gan}"}, tags={"gan": args.gan},
                        enabled=params.track) as mlrun:  # fmt: skip
+            device = resolve_device(params.device, "baselines.device")
             for sub in subsets:
-                model = load(model_dir(root, args.gan, sub), resolve_device(params.device, "baselines.device"))
+                model = load(model_dir(root, args.gan, sub), device)
                 out = root / "synthetic" / args.gan / f"n{sub}"
                 seed = sample_seed(params.seed, args.gan, sub)
                 tags = {"gan": args.gan, "subset": sub, "sample_seed": str(seed)}

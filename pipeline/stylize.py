@@ -20,7 +20,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.params import active_profile, load_section
 from pipeline.tracking import log_metrics, stage_run
@@ -35,6 +35,9 @@ from singanseg.style import (
 )
 from singanseg.style_folder import stylize_folder
 from singanseg.typed import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class StylizeParams:
 
 
 def run(
-    params: StylizeParams, root: Path, ratios: list[str], backbone: Backbone, device: str
+    params: StylizeParams, root: Path, ratios: list[str], backbone: Backbone, device: str | torch.device
 ) -> dict[str, float]:
     """Stylise `root/synthetic/singan/<source>` once per ratio; returns metrics to log."""
     content = root / "synthetic" / "singan" / params.source

@@ -140,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             provenance["loss_weights"] = str(config.weights)  # e.g. FastGAN's LPIPS
         with stage_run("train_baselines", config, run_name=f"train_baselines/{args.gan}",
                        provenance=provenance, tags={"gan": args.gan}, enabled=params.track) as mlrun:  # fmt: skip
+            device = resolve_device(params.device, "baselines.device")
             for sub in subsets:
                 used = effective_subset(params, parse_subset(sub), data_dir)
                 out = model_dir(root, args.gan, sub)
                 tags = {"gan": args.gan, "subset": sub, "subset_used": "all" if used is None else str(used)}
                 with _child(mlrun, f"train_baselines/{args.gan}/n{sub}", tags) as child:
                     model = train(args.gan, data_dir, out, config, seed=params.seed, num_images=used,
-                                  progress=not args.no_progress, run=child, device=resolve_device(params.device, "baselines.device"))  # fmt: skip
+                                  progress=not args.no_progress, run=child, device=device)  # fmt: skip
                     log_metrics(child, {"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
                 print(f"train_baselines: {args.gan} n{sub} -> {out}")
     except (InputError, ConfigError, CheckpointError, FloatingPointError) as e:

@@ -185,8 +185,10 @@ def train_many(
         raise ConfigError(f"batch: must be >= 1, got {batch}")
     if batch > 1 and ex_cfg.executor != "local":
         raise ConfigError("batch: K > 1 trains in this process; use executor local (or batch 1 with ray)")
-    if batch == 1:
-        resolve_device(device, "train-many: device")  # fail here, not in every task
+    # Local work (tasks or the batched path) runs on this machine: check the device once here
+    # rather than fail in every task. Ray tasks resolve it on their worker, which may have a
+    # GPU that this driver lacks.
+    local_device = resolve_device(device, "train-many: device") if ex_cfg.executor == "local" else None
     if on_incompatible not in ("error", "retrain"):
         raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
     if limit is not None and limit < 1:
@@ -222,7 +224,7 @@ def train_many(
         from singanseg.batched_many import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
-                                device=resolve_device(device, "train-many: device"), progress=progress)  # fmt: skip
+                                device=local_device, progress=progress)  # fmt: skip
     else:
         results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
     summary = summary_line(results)

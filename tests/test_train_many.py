@@ -209,3 +209,13 @@ def test_batch_routes_to_the_batched_trainer(data, tmp_path, capsys):
         assert pairs[0][1].shape == pairs[0][0].shape[:2]
     with pytest.raises(ConfigError, match="use executor local"):
         _cli(["train-many", str(data), "--out", str(out), "--batch", "2", "--executor", "ray"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error for a GPU that is absent")
+def test_a_missing_gpu_fails_before_any_task_locally(data, tmp_path):
+    cfg = preset("smoke", **TINY)
+    for batch in (1, 2):
+        out = tmp_path / f"out{batch}"
+        with pytest.raises(ConfigError, match="train-many: device.*no CUDA device"):
+            train_many(data, out, cfg, seed=0, batch=batch, device="cuda", progress=False)
+        assert not out.exists() or not any(out.iterdir())  # nothing trained, no record written
