@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="K",
-        help="train on the first K pairs (sorted ids)",
+        help="train on the first K pairs (ids in natural-sort order)",
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu")

@@ -59,7 +59,7 @@ def load_dataset(
 ) -> tuple[torch.Tensor, list[str]]:
     """4-channel training tensors (N, 4, resolution, resolution) in [-1, 1] and their ids.
 
-    `num_images` keeps the first k ids in sorted order (the paper's FastGAN runs used the
+    `num_images` keeps the first k ids in natural-sort order (the paper's FastGAN runs used the
     first k in {5, ..., 50}, paper.md section 6). Images smaller than `resolution` on
     either side are an error: upsampling would invent detail the GAN then learns
     (docs/deviations/baselines.md).

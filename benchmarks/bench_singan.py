@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--index", type=int, default=0, help="which pair (sorted ids)")
+    ap.add_argument("--index", type=int, default=0, help="which pair (ids in natural-sort order)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--scales", default=None, help="comma-separated scale indices (default: all)")

@@ -33,6 +33,7 @@ from singanseg.io import (
     InputError,
     atomic_dir,
     list_pairs,
+    natural_sorted,
     read_pair,
     sha256_file,
     write_png,
@@ -58,9 +59,9 @@ class DataParams:
     # paper.md section 3: the 1000 HyperKvasir/Kvasir-SEG polyp images with expert masks
     source: Literal["phantom", "kvasir-seg", "folder"] = "kvasir-seg"
     folder: str | None = None  # for source: folder; holds images/ and masks/
-    limit: int | None = None  # keep only the first N ids (sorted); null = all
+    limit: int | None = None  # keep only the first N ids (natural-sort order); null = all
     folds: int = 3  # paper.md section 3: 3-fold cross-validation
-    # paper.md section 3: `np.array_split` of the sorted ids into consecutive folds
+    # paper.md section 3: `np.array_split` of the ids in natural-sort order into consecutive folds
     # (notebooks/generate_fold_csvs.ipynb); `shuffled` is our option (seeded permutation first)
     fold_mode: Literal["sequential", "shuffled"] = "sequential"
     fold_seed: int = 0
@@ -78,8 +79,9 @@ class DataParams:
 
 
 def assign_folds(ids: list[str], folds: int, mode: str = "sequential", seed: int = 0) -> dict[str, int]:
-    """The paper's split: sorted ids, `np.array_split` into `folds` consecutive chunks."""
-    order = sorted(ids)
+    """The paper's split: ids in natural-sort order (the authors' ids 1..N, paper.md s3),
+    `np.array_split` into `folds` consecutive chunks."""
+    order = natural_sorted(ids)
     if mode == "shuffled":
         perm = np.random.default_rng(seed).permutation(len(order))
         order = [order[i] for i in perm]
@@ -144,7 +146,13 @@ def build(params: DataParams, out: Path) -> list[dict]:
         writer.writerows(rows)
         write_text(tmp / "manifest.csv", buf.getvalue())
     folds = assign_folds([r["id"] for r in rows], params.folds, params.fold_mode, params.fold_seed)
-    write_text(out / "folds.csv", "id,fold\n" + "".join(f"{i},{folds[i]}\n" for i in sorted(folds)))
+    # natural-sort order: the file order defines grid B's "first N images" (paper.md s3);
+    # written with the csv module so that any id round-trips
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "fold"])
+    writer.writerows([i, folds[i]] for i in natural_sorted(folds))
+    write_text(out / "folds.csv", buf.getvalue())
     return rows
 
 

@@ -2,7 +2,7 @@
 
 paper.md s3: one model per real image (1000 models). Idempotent per image (design notes):
 a finished model is skipped, an interrupted one resumes after its last finished scale.
-Sharded for `foreach` with `--shard i --num-shards n` (ids sorted, shard i takes every n-th).
+Sharded for `foreach` with `--shard i --num-shards n` (ids in natural-sort order, shard i takes every n-th).
 
     python -m pipeline.train_singan [--params params.yaml] [--shard 0 --num-shards 1] [--out models/singan]
 """

@@ -14,11 +14,12 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from natsort import natsorted
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -113,8 +114,20 @@ def _index(folder: Path) -> dict[str, Path]:
     return found
 
 
+def natural_sorted(ids: Iterable[str]) -> list[str]:
+    """Ids in natural-sort order ("img2" before "img10"), the authors' order.
+
+    paper.md section 3 (verified): the authors' ids 1..1000 are the Kvasir-SEG file names in
+    `natsort.natsorted` order, which their code uses throughout; plain `sorted()` puts
+    "img10" before "img2" and so changes fold membership and grid B's "first N images".
+    natsort is the authors' own library, so the order is theirs by construction.
+    """
+    return natsorted(ids)
+
+
 def list_pairs(root: str | os.PathLike, images: str = "images", masks: str = "masks") -> list[Pair]:
-    """List the pairs of a dataset folder (`images/` and `masks/` with matching stems), sorted by id."""
+    """List the pairs of a dataset folder (`images/` and `masks/` with matching stems), in
+    natural-sort order of the ids (`natural_sorted`: the authors' numbering, paper.md s3)."""
     root = Path(root)
     img_dir, mask_dir = root / images, root / masks
     for d in (img_dir, mask_dir):
@@ -129,7 +142,7 @@ def list_pairs(root: str | os.PathLike, images: str = "images", masks: str = "ma
     orphans = sorted(set(msks) - set(imgs))
     if orphans:
         raise InputError(f"{msks[orphans[0]]}: mask has no image with the same name in {img_dir}")
-    return [Pair(i, imgs[i], msks[i]) for i in sorted(imgs)]
+    return [Pair(i, imgs[i], msks[i]) for i in natural_sorted(imgs)]
 
 
 def sha256_file(path: str | os.PathLike) -> str:

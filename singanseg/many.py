@@ -173,7 +173,7 @@ def train_many(
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
     `batch` K > 1 trains K models at a time as one batched computation in this process
-    (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N sorted ids; `shard=(k, n)` then
+    (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `parent_run_id`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's id). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
@@ -372,7 +372,7 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=_shard_arg,
         default=None,
         metavar="K/N",
-        help="train only every N-th of the sorted ids from the K-th (for DVC shards)",
+        help="train only every N-th of the ids (natural-sort order) from the K-th (for DVC shards)",
     )
     p.add_argument(
         "--device",

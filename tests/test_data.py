@@ -27,7 +27,7 @@ def _check_contract(out, n):
         assert info.nonbinary_px == 0  # written masks are exactly {0, 255}
         assert Image.open(p.image).mode == "RGB"
     folds = _read_csv(out / "folds.csv")
-    assert sorted(r["id"] for r in folds) == [p.id for p in pairs]
+    assert [r["id"] for r in folds] == [p.id for p in pairs]  # both in natural-sort order
     return pairs
 
 
@@ -54,6 +54,56 @@ def test_paper_folds_are_sequential_array_split():
     assert folds["0334"] == 0 and folds["0335"] == 1 and folds["0668"] == 2
     shuffled = assign_folds(ids, 3, "shuffled", seed=1)
     assert shuffled != folds and sorted(shuffled.values()) == sorted(folds.values())
+
+
+def _write_named_pairs(root, names, size=16):
+    rng = np.random.default_rng(0)
+    for n in names:
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "images" / f"{n}.png")
+        mask = np.zeros((size, size), np.uint8)
+        mask[4:9, 4:9] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{n}.png")
+
+
+def test_ids_follow_natural_sort_order_through_folds_grid_b_and_shards(tmp_path):
+    """paper.md s3: the authors' ids are the file names in natsort order (img2 before img10)."""
+    from pipeline.segment.config import SegmentParams
+    from pipeline.segment.experiments import resolve
+
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "masks").mkdir()
+    names = [f"img{i}" for i in range(1, 13)]
+    _write_named_pairs(src, names[::-1])
+    natural = names  # img1, img2, ..., img10, img11, img12
+    assert sorted(names) != natural  # plain sorted() would put img10, img11, img12 after img1
+    assert [p.id for p in list_pairs(src)] == natural
+    build(DataParams(source="folder", folder=str(src)), tmp_path / "data")
+    folds = _read_csv(tmp_path / "data" / "folds.csv")
+    assert [r["id"] for r in folds] == natural
+    # np.array_split of the natural order: img1-img4 | img5-img8 | img9-img12
+    assert {r["id"]: int(r["fold"]) for r in folds} == {n: i // 4 for i, n in enumerate(natural)}
+    assert assign_folds(names[::-1], 3) == {n: i // 4 for i, n in enumerate(natural)}
+    # grid B trains on the first N of fold 0 in that order (999_*_fold_0_val_folds_1_2.sh)
+    sp = resolve("B/REAL_N3", 0, "paper", SegmentParams(), tmp_path)
+    assert [p.id for p in sp.train] == ["img1", "img2", "img3"]
+    # the limit keeps the first N in the same order
+    rows = build(DataParams(source="folder", folder=str(src), limit=3), tmp_path / "limited")
+    assert [r["id"] for r in rows] == ["img1", "img2", "img3"]
+
+
+@pytest.mark.shared_data
+def test_kvasir_ids_follow_the_authors_order(kvasir_dir, tmp_path):
+    """The authors' image #1 (singan-seg Input/Images/polyp_with_4_channels.png) is the first
+    name in natural-sort order (paper.md s3); fold 0 is the first third of that order."""
+    import natsort
+
+    pairs = list_pairs(kvasir_dir)
+    stems = [p.stem for p in (kvasir_dir / "images").iterdir()]
+    assert [p.id for p in pairs] == natsort.natsorted(stems)
+    assert pairs[0].id == "cju0qkwl35piu0993l0dewei2"
+    folds = assign_folds([p.id for p in pairs], 3)
+    assert [p.id for p in pairs if folds[p.id] == 0] == [p.id for p in pairs][:67]  # array_split(200, 3)
 
 
 @pytest.mark.shared_data
