@@ -27,6 +27,7 @@ from pipeline.params import params_hash
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs, resolve
 from pipeline.segment.run import output_paths, run_experiment
+from pipeline.segment.trivial import run_trivial, trivial_runs
 from singanseg.io import list_pairs
 from singanseg.typed import to_mapping
 
@@ -61,7 +62,9 @@ def run_grid(grid: str, params: SegmentParams, root: str | Path = ".", profile: 
     # resolve every run first: a missing input fails before hours of training
     fps = {(n, f): fingerprint(n, f, params, root) for n, f in runs}
     grid_dir = root / params.paths.out / grid
+    trivial = trivial_runs(grid, params)
     keep = {output_paths(params, n, f, root)[0].parent.resolve() for n, f in runs}
+    keep |= {output_paths(params, n, f, root)[0].parent.resolve() for n, _, f in trivial}
     if grid_dir.is_dir():
         for d in sorted(grid_dir.iterdir()):
             if d.is_dir() and d.resolve() not in keep:
@@ -80,4 +83,9 @@ def run_grid(grid: str, params: SegmentParams, root: str | Path = ".", profile: 
             f"{p} IoU {r['test']['per_image']['iou']:.4f}" for p, r in record["protocols"].items()
         )
         log(f"[{i}/{len(runs)}] {name} fold {fold}: {scores}")
-    return {"grid": grid, "runs": len(runs), "trained": done, "skipped": skipped}
+    # the trivial rows (pipeline/segment/trivial.py) take seconds: recomputed on every run
+    for name, real, fold in trivial:
+        record = run_trivial(name, real, fold, params, root, profile)
+        scores = ", ".join(f"{p} IoU {r['test']['per_image']['iou']:.4f}" for p, r in record["protocols"].items())
+        log(f"[trivial] {name} fold {fold}: {scores}")
+    return {"grid": grid, "runs": len(runs), "trained": done, "skipped": skipped, "trivial": len(trivial)}

@@ -1,0 +1,90 @@
+"""Trivial segmenters, scored by the same code as UNet++, so a reader sees what a score is worth.
+
+Two rows per grid and fold (and per N in grid B), under every protocol:
+- `TRIVIAL_BACKGROUND`: predicts no polyp anywhere. Its per-image IoU is not 0: an image whose
+  mask is empty scores IoU ~1 through the eps of smp.utils (paper.md section 4), and its
+  accuracy is the background fraction.
+- `TRIVIAL_MEAN_MASK`: the pixel-wise mean of the training masks (the same real images the
+  REAL experiment trains on, after the same PYRA resize and validation transform),
+  thresholded at 0.5, predicted for every test image: the best a segmenter can do that never
+  looks at the image.
+
+Neither is in the paper; they calibrate its tables. They read only the real training masks
+and the test set that `resolve` gives the REAL experiment, and write the same JSON layout as
+`run.run_experiment` (`<out>/<grid>/TRIVIAL_*[_N<n>]/fold<F>.json`), so the report treats
+them as rows like any other. Cost: one pass over the masks, seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.metrics.segmentation import ScoreAccumulator
+from pipeline.segment.config import SegmentParams
+from pipeline.segment.data import PairDataset
+from pipeline.segment.experiments import resolve
+from singanseg.io import write_text
+
+KINDS = {
+    "TRIVIAL_BACKGROUND": "all-background prediction (never a polyp)",
+    "TRIVIAL_MEAN_MASK": "the mean training mask thresholded at 0.5, the same for every test image",
+}
+
+
+def trivial_runs(grid: str, params: SegmentParams) -> list[tuple[str, str, int]]:
+    """(trivial name, the REAL experiment whose splits it uses, fold) for one grid."""
+    if grid == "A":
+        return [(f"A/{k}", "A/REAL", f) for k in KINDS for f in params.grid_a.folds]
+    gb = params.grid_b
+    return [(f"B/{k}_N{n}", f"B/REAL_N{n}", gb.train_fold) for k in KINDS for n in gb.n_values]
+
+
+def _masks(ds: PairDataset) -> torch.Tensor:
+    return torch.stack([ds[i][1] for i in range(len(ds))]).to(torch.float64)
+
+
+def score(kind: str, train: PairDataset, test: PairDataset) -> dict[str, dict[str, float]]:
+    """Both averaging modes of one trivial segmenter on `test`."""
+    target = _masks(test)
+    if kind == "TRIVIAL_BACKGROUND":
+        pred = torch.zeros_like(target)
+    elif kind == "TRIVIAL_MEAN_MASK":
+        mean = _masks(train).mean(0)
+        # the probability map is the mean mask itself; ScoreAccumulator thresholds it at 0.5
+        pred = mean.expand_as(target)
+    else:
+        raise ValueError(f"unknown trivial segmenter {kind!r} (known: {', '.join(KINDS)})")
+    acc = ScoreAccumulator()
+    acc.update(pred, target.long())
+    return acc.compute()
+
+
+def run_trivial(name: str, real: str, fold: int, params: SegmentParams, root: str | Path = ".",
+                profile: str | None = None) -> dict[str, Any]:
+    """Score one trivial row under every protocol and write its JSON; returns the record."""
+    kind = name.split("/", 1)[1].rsplit("_N", 1)[0] if name.startswith("B/") else name.split("/", 1)[1]
+    grid = name[0]
+    record: dict[str, Any] = {
+        "experiment": name, "grid": grid, "fold": fold, "trivial": KINDS[kind], "uses_splits_of": real,
+        "profile": profile, "provenance": {"encoder": "none", "encoder_weights": "none (no network)"},
+        "protocols": {},
+    }  # fmt: skip
+    for protocol in params.protocols:
+        sp = resolve(real, fold, protocol, params, root)
+        tp = params.train_scarce if sp.experiment.scarce else params.train_rich
+        t0 = time.time()
+        train = PairDataset(sp.train, tp.img_size, pyra_size=tp.pyra_size, name=f"{name} fold {fold}, train masks")
+        test = PairDataset(sp.test, tp.img_size, pyra_size=tp.pyra_size, name=f"{name} fold {fold}, test")
+        record["train_folds"], record["test_folds"] = sp.train_folds, sp.test_folds
+        record["protocols"][protocol] = {
+            "test": score(kind, train, test), "best_epoch": 0, "epochs": 0, "train_size": len(train),
+            "test_size": len(test), "seconds": round(time.time() - t0, 2),
+        }  # fmt: skip
+    path = Path(root) / params.paths.out / name / f"fold{fold}.json"
+    write_text(path, json.dumps(record, indent=2) + "\n")
+    return record
