@@ -42,7 +42,7 @@ RT = pytest.importorskip("singan_seg_polyp.SinGAN.training")
 RF = pytest.importorskip("singan_seg_polyp.SinGAN.functions")
 RI = pytest.importorskip("singan_seg_polyp.SinGAN.imresize")
 
-from singanseg import api  # noqa: E402
+from singanseg import api, sample  # noqa: E402
 from singanseg.config import SinGANConfig  # noqa: E402
 from singanseg.imresize import imresize_reference  # noqa: E402
 from singanseg.models import init_models  # noqa: E402
@@ -254,6 +254,10 @@ def _reference_run(
 def _our_run(cfg: SinGANConfig, rgba: np.ndarray, out) -> list[ScaleState]:
     """Ours through the public API (api.train: scale loop, weight copy, checkpoints, load)."""
     model = api.train(rgba[..., :3], rgba[..., 3], out, cfg, seed=SEED, progress=False)
+    return _states(model)
+
+
+def _states(model) -> list[ScaleState]:
     return [
         ScaleState(G.state_dict(), D.state_dict(), z.float(), amp)
         for G, D, z, amp in zip(model.Gs, model.Ds, model.Zs, model.noise_amps, strict=True)
@@ -339,6 +343,7 @@ def trained(pyramid, tmp_path_factory):
             _reference_run(cfg, reals, spec.scale_factor, tmp / "ref", mode),
             _our_run(cfg, rgba, tmp / "ours"),
         )
+        runs[mode + " model"] = api.load(tmp / "ours")
     return runs
 
 
@@ -374,3 +379,82 @@ def test_the_modes_and_the_scales_really_differ(trained):
     for n, s in enumerate(ref_acc):
         _, untrained = init_models(cfg, n, torch.Generator().manual_seed(SEED))
         assert _max_diff(_split(untrained.state_dict())[0], _split(s.G)[0]) > 1e-3
+
+
+# ---------------------------------------------------------------------------------------
+# Sampling: singanseg.sample against manipulate.py::SinGAN_generate_clean
+
+
+@contextlib.contextmanager
+def _reference_skips_discarded_draws(gen_start_scale: int, num_samples: int):
+    """The reference draws noise at the scales below gen_start_scale and then overwrites it
+    with Z_opt (`if n < gen_start_scale: z_curr = Z_opt`); ours does not draw it. To feed
+    both the same stream, those draws (calls scale-major, num_samples per scale) return
+    zeros without touching the RNG; the reference's images cannot depend on them."""
+    original, calls = RF.generate_noise, [0]
+
+    def generate_noise(size, *args, **kw):
+        scale = calls[0] // num_samples
+        calls[0] += 1
+        if scale < gen_start_scale:
+            return torch.zeros(1, size[0], round(size[1]), round(size[2]))
+        return original(size, *args, **kw)
+
+    RF.generate_noise = generate_noise
+    try:
+        yield
+    finally:
+        RF.generate_noise = original
+
+
+def _reference_samples(model, gen_start_scale: int, num: int, tmp_path):
+    """`num` samples, one SinGAN_generate_clean call each: tensors and the PNGs it writes."""
+    from PIL import Image
+
+    RM = pytest.importorskip("singan_seg_polyp.SinGAN.manipulate")
+    opt = _opt(model.config, model.scale_factor, tmp_path)
+    opt.mode = "random_samples"
+    opt.out = opt.dir2save = str(tmp_path)
+    opt.input_name, opt.checkpoint_id = "x.png", "m"
+    opt.gen_start_scale, opt.mask_post_processing = gen_start_scale, True
+    stem = f"{tmp_path}/chk_id_m_gen_scale_{gen_start_scale}_0"
+    out = []
+    for _ in range(num):
+        with _quiet(), _reference_skips_discarded_draws(gen_start_scale, 1):
+            x = RM.SinGAN_generate_clean(
+                model.Gs, model.Zs, model.reals, model.noise_amps, opt,
+                gen_start_scale=gen_start_scale, num_samples=1,
+            )
+        image = np.asarray(Image.open(f"{stem}_img.png").convert("RGB"))
+        mask = np.asarray(Image.open(f"{stem}_mask.png").convert("RGB"))
+        assert (mask == mask[..., :1]).all()  # the reference writes the mask as 3 equal channels
+        out.append((x, image, mask[..., 0]))
+    return out
+
+
+@pytest.mark.parametrize("gen_start_scale", [0, 2, 4])
+def test_sampling_matches_the_reference(trained, gen_start_scale, tmp_path):
+    """Our trained weights, the same noise: same tensors and the same image and mask bytes.
+
+    0 = every scale random (the paper's experiments), 2 = the two coarsest scales replay
+    their reconstruction noise, 4 (= number of scales) = the reconstruction itself.
+    """
+    model = trained["accumulate model"]
+    num = 3
+    torch.manual_seed(SEED)
+    ref = _reference_samples(model, gen_start_scale, num, tmp_path)
+    ours = sample.generate(model, num, gen_start_scale, torch.Generator().manual_seed(SEED), batch_size=1)
+    pairs = sample.to_uint8(ours, mask_post_processing=True)
+    for i, ((x, ref_image, ref_mask), (image, mask)) in enumerate(zip(ref, pairs, strict=True)):
+        # the same operations in the same order: equal to the last bit (measured 0.0)
+        assert torch.equal(x, ours[i : i + 1]), f"sample {i}: tensors differ by {(x - ours[i]).abs().max()}"
+        assert np.array_equal(image, ref_image), f"sample {i}: image bytes differ"
+        assert np.array_equal(mask, ref_mask), f"sample {i}: mask bytes differ"
+    # not vacuous: the samples are random where they should be. (After 4 iterations per
+    # scale the thresholded masks are empty; channel 3 is compared bit for bit above.)
+    first, second = ours[0], ours[1]
+    if gen_start_scale < len(model.Gs):
+        assert (first - second).abs().max() > 1e-2
+        assert not np.array_equal(pairs[0][0], pairs[1][0])
+    else:
+        assert torch.equal(first, second)
