@@ -134,6 +134,26 @@ def normalize_id(stem: str) -> str:
     return unicodedata.normalize("NFC", stem)
 
 
+def read_pairs(
+    pairs: list[Pair], max_pixels: int | None = None
+) -> Iterator[tuple[Pair, np.ndarray, np.ndarray, MaskInfo]]:
+    """Read every pair, yielding the good ones; the bad ones are reported together at the end.
+
+    One InputError (one line) names every bad pair, so that a dataset with several broken
+    files is fixed in one round, not one rerun per file.
+    """
+    errors = []
+    for p in pairs:
+        try:
+            image, mask, info = read_pair(p, max_pixels)
+        except InputError as e:
+            errors.append(str(e))
+            continue
+        yield p, image, mask, info
+    if errors:
+        raise InputError(f"{len(errors)} of {len(pairs)} pairs are bad: " + "; ".join(errors))
+
+
 def _index(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):

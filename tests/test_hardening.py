@@ -291,3 +291,22 @@ def test_outputs_respect_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(f.stat().st_mode) == 0o664
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o775
+
+
+# 9. The data stage names every bad pair, not only the first.
+def test_data_stage_names_all_bad_pairs(tmp_path):
+    from pipeline.data import DataParams, build
+
+    src = tmp_path / "src"
+    image, mask = _pair_arrays()
+    for i in range(4):
+        write_png(src / "images" / f"p{i}.png", image)
+        write_png(src / "masks" / f"p{i}.png", mask)
+    (src / "images" / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    write_png(src / "masks" / "p3.png", mask[:10])  # wrong size
+    with pytest.raises(InputError) as e:
+        build(DataParams(source="folder", folder=str(src), track=False), tmp_path / "out")
+    msg = str(e.value)
+    assert "2 of 4 pairs are bad" in msg and "p1.png" in msg and "p3.png" in msg
+    assert "\n" not in msg
+    assert not (tmp_path / "out" / "real").exists()
