@@ -310,3 +310,23 @@ def test_data_stage_names_all_bad_pairs(tmp_path):
     assert "2 of 4 pairs are bad" in msg and "p1.png" in msg and "p3.png" in msg
     assert "\n" not in msg
     assert not (tmp_path / "out" / "real").exists()
+
+
+# 2. Every CSV is written and read with the csv module: an id with a comma survives.
+def test_csv_files_quote_ids_with_commas(tmp_path):
+    import csv
+
+    from pipeline.metrics.lpips_diversity import per_model_csv
+    from pipeline.metrics.sifid import SIFIDOptions, SIFIDResult
+    from pipeline.segment.experiments import read_folds
+
+    odd = 'a,b "c"'
+    sifid = SIFIDResult([(odd, f"{odd}_0", 0.5)], SIFIDOptions(), {})
+    rows = list(csv.reader(sifid.to_csv().splitlines()))
+    assert rows == [["real_id", "synthetic_id", "sifid"], [odd, f"{odd}_0", "0.5"]]
+    lp = per_model_csv({"per_model": [{"model": odd, "samples": 4, "pairs": 6, "diversity": 0.1}]})
+    assert list(csv.DictReader(lp.splitlines()))[0]["model"] == odd
+    folds = tmp_path / "folds.csv"
+    with open(folds, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "fold"], [odd, 1], ["plain", 0]])
+    assert read_folds(folds) == [(odd, 1), ("plain", 0)]
