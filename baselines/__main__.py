@@ -15,7 +15,7 @@ import sys
 
 from baselines.common import GANS, load, make_config, train, write_samples
 from singanseg.ckpt import CheckpointError
-from singanseg.io import InputError
+from singanseg.io import InputError, check_plain_name
 from singanseg.typed import ConfigError, parse_sets
 
 
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{args.gan}: model in {args.out}")
         else:
+            if args.prefix is not None:
+                check_plain_name(args.prefix, "--prefix")
             model = load(args.model_dir, args.device)
             ids = write_samples(
                 model.sample(args.num, args.seed), args.out, args.prefix or model.gan

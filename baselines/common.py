@@ -68,7 +68,7 @@ from singanseg.ckpt import (
     optimizer_tensors,
     save_state,
 )
-from singanseg.io import write_png
+from singanseg.io import check_plain_name, write_png
 from singanseg.typed import ConfigError, from_mapping, replace, to_mapping
 
 log = logging.getLogger("baselines")
@@ -169,6 +169,7 @@ def write_samples(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]], out_dir: str | Path, prefix: str, start: int = 0
 ) -> list[str]:
     """Write `images/<prefix>_<n>.png` and `masks/<prefix>_<n>.png`; returns the ids."""
+    check_plain_name(prefix, "prefix")  # `../../X` would write outside out_dir
     out_dir = Path(out_dir)
     ids = []
     for n, (image, mask) in enumerate(pairs, start=start):

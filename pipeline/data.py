@@ -34,7 +34,7 @@ from singanseg.io import (
     atomic_dir,
     list_pairs,
     natural_sorted,
-    read_pair,
+    read_pairs,
     sha256_file,
     write_png,
     write_text,
@@ -96,8 +96,7 @@ def _records_from_folder(root: Path, source: str, limit: int | None):
     pairs = list_pairs(root)
     if limit is not None:
         pairs = pairs[:limit]
-    for p in pairs:
-        image, mask, info = read_pair(p)
+    for p, image, mask, info in read_pairs(pairs):  # names every bad pair, not the first
         yield p.id, image, mask, info, p.image, p.mask
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from singanseg.io import InputError, atomic_dir, sha256_file, write_text
+from singanseg.typed import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,40 @@ class KvasirParams:
     cache_dir: str = "~/.cache/singanseg/kvasir-seg"
     zip_path: str | None = None  # a zip downloaded by hand; else <cache_dir>/kvasir-seg.zip
     timeout_s: float = 20.0
+    # Zip-bomb guards (issue 14): the real archive is ~46 MB of JPEGs expanding to about the
+    # same; a 3 MB file that expands to 3 GB is refused, not extracted.
+    max_extract_mb: float = 2048.0
+    max_ratio: float = 100.0  # total uncompressed / archive size on disk
+
+    def validate(self, where: str) -> None:
+        for name in ("max_extract_mb", "max_ratio", "timeout_s"):
+            value = getattr(self, name)
+            if not (value > 0 and value != float("inf")):
+                raise ConfigError(f"{where}.{name}: must be a finite number > 0, got {value}")
 
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip refusing absolute paths, `..` escapes and symbolic links."""
+def safe_extract(archive: Path, dest: Path, max_bytes: float = 2048e6, max_ratio: float = 100.0) -> None:
+    """Extract a zip refusing absolute paths, `..` escapes, symbolic links and zip bombs.
+
+    A bomb is refused on the declared sizes first, and while writing on the bytes actually
+    decompressed (declared sizes can lie): at most `max_bytes` in all and at most
+    `max_ratio` times the archive's size on disk.
+    """
     root = dest.resolve()
+    limit = min(max_bytes, max_ratio * max(archive.stat().st_size, 1))
+
+    def bomb(total: float) -> InputError:
+        return InputError(
+            f"{archive}: expands to more than {total / 1e6:.0f} MB (limit {max_bytes / 1e6:.0f} MB, "
+            f"ratio {max_ratio:g}x of its {archive.stat().st_size / 1e6:.1f} MB); refusing a possible "
+            f"zip bomb (data.kvasir.max_extract_mb / max_ratio raise the limits)"
+        )
+
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            for info in infos:
                 name = info.filename
                 target = (root / name).resolve()
                 if os.path.isabs(name) or not target.is_relative_to(root):
@@ -48,7 +74,22 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 mode = (info.external_attr >> 16) & 0o170000
                 if mode == 0o120000:
                     raise InputError(f"{archive}: member {name!r} is a symbolic link; refusing")
-            zf.extractall(root)
+            declared = sum(i.file_size for i in infos)
+            if declared > limit:
+                raise bomb(declared)
+            written = 0
+            for info in infos:
+                target = (root / info.filename).resolve()
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        if written > limit:
+                            raise bomb(written)
+                        dst.write(block)
     except zipfile.BadZipFile as e:
         raise InputError(f"{archive}: not a valid zip archive ({e})") from None
 
@@ -77,17 +118,37 @@ def fetch(params: KvasirParams) -> Path:
                 f"or use data.source: folder with an extracted copy."
             ) from None
     digest = sha256_file(archive)
-    expected = params.sha256 or (pinned_file.read_text().strip() if pinned_file.is_file() else None)
-    if expected and digest != expected:
-        raise InputError(f"{archive}: sha256 {digest} does not match the expected {expected}; delete it and download again")
+    if params.sha256:
+        if digest != params.sha256:
+            raise InputError(
+                f"{archive}: sha256 {digest} does not match the expected {params.sha256} "
+                f"(data.kvasir.sha256); delete {archive} and download again"
+            )
+    elif pinned_file.is_file() and digest != (pinned := pinned_file.read_text().strip()):
+        raise InputError(
+            f"{archive}: sha256 {digest} does not match the expected {pinned}, pinned on first use "
+            f"in {pinned_file}; if {archive} is the archive you trust, delete {pinned_file}; "
+            f"else delete {archive} and download again"
+        )
     marker = extracted / ".sha256"
     if not (marker.is_file() and marker.read_text().strip() == digest):
         with atomic_dir(extracted) as tmp:
-            safe_extract(archive, tmp)
+            safe_extract(archive, tmp, params.max_extract_mb * 1e6, params.max_ratio)
+            if _dataset_root(tmp) is None:
+                raise InputError(f"{archive}: the archive holds no images/ and masks/ folders")
             write_text(tmp / ".sha256", digest + "\n")
-        if not params.sha256 and not pinned_file.is_file():
-            write_text(pinned_file, digest + "\n")
+    root = _dataset_root(extracted)
+    if root is None:
+        raise InputError(f"{archive}: the archive holds no images/ and masks/ folders")
+    # Pinned only now, after a successful extraction of a usable dataset: a bad first
+    # archive (a bomb, an empty zip) must not lock the correct one out.
+    if not params.sha256 and not pinned_file.is_file():
+        write_text(pinned_file, digest + "\n")
+    return root
+
+
+def _dataset_root(extracted: Path) -> Path | None:
     for candidate in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
         if (candidate / "images").is_dir() and (candidate / "masks").is_dir():
             return candidate
-    raise InputError(f"{archive}: the archive holds no images/ and masks/ folders")
+    return None

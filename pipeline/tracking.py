@@ -16,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from singanseg.typed import to_mapping
+from singanseg.typed import ConfigError, to_mapping
 
 EXPERIMENT = "singanseg"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,10 +39,55 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path.cwd() / 'mlflow.db').resolve()}"
 
 
+class TrackingUnreachableError(ConfigError):
+    """The MLflow tracking server at MLFLOW_TRACKING_URI does not answer."""
+
+
+# Up front, bounded: MLflow's own client retries an unreachable server for ~4.5 minutes
+# (MLFLOW_HTTP_REQUEST_MAX_RETRIES=7 with backoff, 120 s timeout) with no output, then
+# prints a long traceback. 3 tries of <= 5 s, 0.5 s and 1 s apart: < 20 s in the worst case.
+REACH_ATTEMPTS = 3
+REACH_TIMEOUT_S = 5.0
+_reachable: set[str] = set()
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, attempts: int = REACH_ATTEMPTS) -> None:
+    """Raise TrackingUnreachableError (one line: the URI and the fallback) if an HTTP(S)
+    tracking server does not answer; local stores (sqlite, file) are not checked.
+
+    Any HTTP answer counts as reachable (a 404 from a proxy path is still a server); only
+    connection failures and timeouts count against it. Checked once per URI per process.
+    """
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme not in ("http", "https") or uri in _reachable:
+        return
+    reason = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5 * attempt)
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                pass
+        except urllib.error.HTTPError:
+            pass  # the server answered
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = str(getattr(e, "reason", None) or e) or type(e).__name__
+            continue
+        _reachable.add(uri)
+        return
+    raise TrackingUnreachableError(
+        f"MLFLOW_TRACKING_URI={uri}: MLflow server unreachable ({reason}; {attempts} tries, "
+        f"{timeout:g} s timeout each); start the server, or unset MLFLOW_TRACKING_URI to use "
+        f"the local SQLite store (mlflow.db), or set track: false"
+    )
+
+
 def _mlflow():
     # Imported lazily: mlflow costs ~1-2 s to import, which library users who never track
     # should not pay.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking_uri()
+    check_reachable(uri)  # before the import and before any request that would hang
     import logging
 
     import mlflow
@@ -47,7 +96,7 @@ def _mlflow():
     # is noise in every stage's output
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(uri)
     return mlflow
 
 

@@ -20,7 +20,7 @@ import torch
 from singanseg.ckpt import CheckpointError
 from singanseg.config import SinGANConfig
 from singanseg.device import resolve_device
-from singanseg.io import read_image, read_mask
+from singanseg.io import InputError, read_image, read_mask
 from singanseg.model import (
     MODEL_JSON,
     SinGANSeg,
@@ -43,12 +43,13 @@ class IncompatibleModelError(CheckpointError):
     """The folder holds a model of another config, seed or input; nothing was changed."""
 
 
-def _read_inputs(image, mask) -> tuple[np.ndarray, str]:
+def _read_inputs(image, mask, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
     if isinstance(image, (str, os.PathLike)) != isinstance(mask, (str, os.PathLike)):
         raise TypeError("train: give image and mask both as paths or both as arrays")
     if isinstance(image, (str, os.PathLike)):
-        img = read_image(image)
-        msk, info = read_mask(mask)
+        # max_pixels on the header: a 225-megapixel PNG is refused before it is decoded
+        img = read_image(image, max_pixels)
+        msk, info = read_mask(mask, max_pixels=max_pixels)
         return to_rgba(img, msk, where=f"{mask}", ambiguous_px=info.ambiguous_px), f"{image}"
     return to_rgba(image, mask, where="input arrays"), "input arrays"
 
@@ -85,7 +86,9 @@ def train(
     cfg = config or SinGANConfig()
     dev = resolve_device(device, "train: device")
     out = Path(out)
-    rgba, where = _read_inputs(image, mask)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; choose another --out")
+    rgba, where = _read_inputs(image, mask, cfg.max_input_pixels)
     input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     shapes = [list(r.shape[2:]) for r in reals]
@@ -93,8 +96,18 @@ def train(
 
     gen = torch.Generator()
     scales: list[dict] = []
-    if (out / MODEL_JSON).exists():
-        meta = read_model_json(out)
+    meta = read_model_json(out) if (out / MODEL_JSON).exists() else None
+    if meta is not None and not meta["complete"] and int(meta["finished_scales"]) == 0:
+        # A stub from a run that failed before its first scale holds nothing to protect;
+        # refusing it would block the corrected rerun (e.g. after a bad --set).
+        try:
+            stale = bool(incompatibilities(meta, out, cfg, seed, input_sha))
+        except CheckpointError:  # its config is not even readable by this version
+            stale = True
+        if stale:
+            log.info("%s: replacing the record of a run that finished no scale", out / MODEL_JSON)
+            meta = None
+    if meta is not None:
         problems = incompatibilities(meta, out, cfg, seed, input_sha)
         if problems:
             raise IncompatibleModelError(

@@ -42,6 +42,7 @@ from singanseg.model import (
     write_model_json,
 )
 from singanseg.pyramid import build_pyramid
+from singanseg.training import check_losses_finite
 from singanseg.typed import ConfigError
 
 # Logs as it did inside singanseg.batched, so logging set up for it still applies.
@@ -71,7 +72,7 @@ def prepare(
         same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
         if meta["complete"] and same:
             return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
-    rgba, where = _read_inputs(pair.image, pair.mask)
+    rgba, where = _read_inputs(pair.image, pair.mask, cfg.max_input_pixels)
     input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     gen, scales = torch.Generator(), []
@@ -134,6 +135,7 @@ def train_group(
                 bar.close()
         for m, r in zip(members, results, strict=True):
             try:
+                check_losses_finite(r["losses"], n)  # a diverged model stops; the others go on
                 save_scale(m.folder, n, r["G"], r["D"], r["z_opt"], r["real"], r["noise_amp"],
                            m.gen, r["losses"], r["seconds"])  # fmt: skip
                 m.scales.append(r)

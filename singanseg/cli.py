@@ -15,7 +15,7 @@ from pathlib import Path
 from singanseg import __version__
 from singanseg.ckpt import CheckpointError
 from singanseg.config import PRESETS, preset
-from singanseg.io import InputError, atomic_dir
+from singanseg.io import InputError, check_plain_name, clean_stale_tmp
 from singanseg.typed import ConfigError, parse_sets
 
 USER_ERRORS = (InputError, ConfigError, CheckpointError, ValueError, FileNotFoundError)
@@ -36,17 +36,21 @@ def _sample(args: argparse.Namespace) -> int:
     from singanseg.api import load
     from singanseg.sample import write_pairs
 
+    sample_id = check_plain_name(args.id or Path(args.model).resolve().name, "sample --id")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; choose another --out")
     model = load(args.model, device=args.device)
     pairs = model.sample(
         args.num, args.gen_start_scale, seed=args.seed, mask_post_processing=not args.soft_mask
     )
-    sample_id = args.id or Path(args.model).resolve().name
-    with atomic_dir(args.out) as tmp:
-        if Path(args.out).is_dir():  # keep what is already there (other models' samples)
-            import shutil
-
-            shutil.copytree(args.out, tmp, dirs_exist_ok=True)
-        write_pairs(pairs, tmp, sample_id)
+    # Each file is written atomically in place, not the folder swapped: many models are
+    # sampled into one --out in parallel, and a folder swap lets the last run drop the
+    # others' files. A reader never sees half a file; a killed run's temp files are
+    # removed by the next run.
+    for sub in ("images", "masks"):
+        clean_stale_tmp(out / sub)
+    write_pairs(pairs, out, sample_id)
     print(f"wrote {len(pairs)} pairs to {args.out}/images and {args.out}/masks")
     return 0
 

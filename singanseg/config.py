@@ -12,7 +12,8 @@ Presets are named after what they reproduce: `paper` (the authors' training run)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from singanseg.typed import ConfigError, from_mapping, to_mapping
@@ -70,6 +71,12 @@ class SinGANConfig:
     max_input_pixels: int = 50_000_000
 
     def validate(self, where: str = "config") -> None:
+        # Every number finite first: `noise_amp=.inf` trained an all-NaN model, `lr_g=.nan`
+        # failed deep inside torch without naming the key.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{where}.{f.name}: must be a finite number, got {value}")
         positive = (
             "nc_im",
             "nc_z",
@@ -86,6 +93,7 @@ class SinGANConfig:
             "Gsteps",
             "Dsteps",
             "max_input_pixels",
+            "lr_milestone",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -112,6 +120,11 @@ class SinGANConfig:
         for name in ("lr_g", "lr_d", "alpha", "lambda_grad", "noise_amp"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.padd_size < 0:
+            raise ConfigError(f"{where}.padd_size: must be >= 0, got {self.padd_size}")
+        # MultiStepLR multiplies the learning rate by gamma at lr_milestone: a decay factor
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"{where}.gamma: must be in (0, 1], got {self.gamma}")
         if not 0.0 <= self.beta1 < 1.0:
             raise ConfigError(f"{where}.beta1: must be in [0, 1), got {self.beta1}")
         if self.snapshot_every < 0:

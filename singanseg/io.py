@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,8 @@ MASK_THRESHOLD = 127  # > 127 is foreground, as the paper's loaders (paper.md se
 # A pixel of a mask further than this from both 0 and 255 counts as ambiguous: JPEG
 # masks (Kvasir-SEG ships them) carry compression noise near 0 and 255, which is not doubt.
 AMBIGUOUS_MARGIN = 64
+
+log = logging.getLogger(__name__)
 
 
 class InputError(ValueError):
@@ -46,23 +52,36 @@ class MaskInfo:
     ambiguous_px: int  # pixels within AMBIGUOUS_MARGIN of neither end
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, max_pixels: int | None = None) -> Image.Image:
+    """Open and decode an image; `max_pixels` is checked on the header, before decoding."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
         im = Image.open(path)
+        if max_pixels is not None and im.width * im.height > max_pixels:
+            raise InputError(
+                f"{path}: {im.width}x{im.height} = {im.width * im.height} pixels exceeds "
+                f"max_input_pixels ({max_pixels}); downscale it first or raise the limit"
+            )
         im.load()  # PIL opens lazily: decoding is where truncation shows
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (PIL cannot identify it)") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:  # not an OSError: PIL's own guard (> 2x MAX_IMAGE_PIXELS)
+        raise InputError(f"{path}: refused as a decompression bomb ({e})") from None
+    except (OSError, SyntaxError, ValueError, MemoryError) as e:
+        if isinstance(e, InputError):
+            raise
         raise InputError(f"{path}: unreadable or truncated image ({e})") from None
     return im
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as uint8 RGB (H, W, 3); grayscale, palette, 16-bit and RGBA are converted."""
-    im = _open(Path(path))
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image as uint8 RGB (H, W, 3); grayscale, palette, 16-bit and RGBA are converted.
+
+    `max_pixels`: refuse (InputError) an image whose header says it is larger, before decoding.
+    """
+    im = _open(Path(path), max_pixels)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         a = (a / max(a.max(), 1) * 255).round().astype(np.uint8)
@@ -74,14 +93,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
-def read_mask(path: str | os.PathLike, threshold: int = MASK_THRESHOLD) -> tuple[np.ndarray, MaskInfo]:
-    """Read a mask as uint8 {0, 255} (H, W), binarised at `threshold` (> threshold is polyp)."""
-    im = _open(Path(path))
+def read_mask(
+    path: str | os.PathLike, threshold: int = MASK_THRESHOLD, max_pixels: int | None = None
+) -> tuple[np.ndarray, MaskInfo]:
+    """Read a mask as uint8 {0, 255} (H, W), binarised at `threshold` (> threshold is polyp).
+
+    An 8-bit mask holding only {0, 1} (common in public datasets) is read as binary with
+    1 = polyp: binarised at 127 it would be empty. 16-bit masks are scaled by their maximum.
+    """
+    im = _open(Path(path), max_pixels)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         grey = (a / max(a.max(), 1) * 255).round().astype(np.uint8)
     else:
         grey = np.asarray(im.convert("L"), dtype=np.uint8)
+    if grey.max(initial=0) == 1:  # only {0, 1}: a 0/1 label mask, not a faint 0..255 one
+        log.info("%s: mask holds only {0, 1}; read as binary (1 = polyp)", path)
+        grey = grey * np.uint8(255)
     info = MaskInfo(
         nonbinary_px=int(np.count_nonzero((grey != 0) & (grey != 255))),
         ambiguous_px=int(np.count_nonzero((grey > AMBIGUOUS_MARGIN) & (grey < 255 - AMBIGUOUS_MARGIN))),
@@ -89,16 +117,42 @@ def read_mask(path: str | os.PathLike, threshold: int = MASK_THRESHOLD) -> tuple
     return np.where(grey > threshold, 255, 0).astype(np.uint8), info
 
 
-def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, MaskInfo]:
+def read_pair(pair: Pair, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, MaskInfo]:
     """Read and validate one pair: RGB uint8 image, {0,255} mask of the same size."""
-    image = read_image(pair.image)
-    mask, info = read_mask(pair.mask)
+    image = read_image(pair.image, max_pixels)
+    mask, info = read_mask(pair.mask, max_pixels=max_pixels)
     if mask.shape != image.shape[:2]:
         raise InputError(
             f"{pair.mask}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image "
             f"{pair.image} is {image.shape[1]}x{image.shape[0]}"
         )
     return image, mask, info
+
+
+def normalize_id(stem: str) -> str:
+    """The id of a file stem: Unicode NFC, so that an NFC image and an NFD mask of "the same
+    name" (macOS writes NFD, most tools NFC) pair."""
+    return unicodedata.normalize("NFC", stem)
+
+
+def read_pairs(
+    pairs: list[Pair], max_pixels: int | None = None
+) -> Iterator[tuple[Pair, np.ndarray, np.ndarray, MaskInfo]]:
+    """Read every pair, yielding the good ones; the bad ones are reported together at the end.
+
+    One InputError (one line) names every bad pair, so that a dataset with several broken
+    files is fixed in one round, not one rerun per file.
+    """
+    errors = []
+    for p in pairs:
+        try:
+            image, mask, info = read_pair(p, max_pixels)
+        except InputError as e:
+            errors.append(str(e))
+            continue
+        yield p, image, mask, info
+    if errors:
+        raise InputError(f"{len(errors)} of {len(pairs)} pairs are bad: " + "; ".join(errors))
 
 
 def _index(folder: Path) -> dict[str, Path]:
@@ -108,9 +162,10 @@ def _index(folder: Path) -> dict[str, Path]:
             continue
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        if p.stem in found:
-            raise InputError(f"{p}: duplicate id '{p.stem}' (also {found[p.stem].name}); ids must be unique")
-        found[p.stem] = p
+        stem = normalize_id(p.stem)
+        if stem in found:
+            raise InputError(f"{p}: duplicate id '{stem}' (also {found[stem].name}); ids must be unique")
+        found[stem] = p
     return found
 
 
@@ -154,39 +209,116 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask sets it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _respect_umask(path: str | os.PathLike, is_dir: bool) -> None:
+    # mkstemp/mkdtemp create 0600/0700 whatever the umask (they are meant for private
+    # scratch); our temp files become outputs, which shared group folders on clusters need
+    # to read: give them the mode open()/mkdir() would have.
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
+# Temporary names carry the writer's host and pid, so that a later run can tell a stale
+# one (its writer is dead: killed, crashed) from one that another live run is writing.
+_TMP_RE = re.compile(r"^\..+\.tmp-(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def _tmp_prefix(name: str) -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+    return f".{name}.tmp-{host}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def clean_stale_tmp(folder: str | os.PathLike) -> list[Path]:
+    """Remove temporary files/folders in `folder` left by dead writers on this host; returns them.
+
+    A killed run (kill -9, power loss) cannot clean up after itself; the next run does.
+    Temporary names of live writers, and of other hosts (a shared file system), are kept.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host = _tmp_prefix("x").split(".tmp-")[1].rsplit("-", 1)[0]
+    removed = []
+    for p in folder.iterdir():
+        m = _TMP_RE.match(p.name)
+        if not m or m["host"] != host or _pid_alive(int(m["pid"])):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        log.info("%s: removed a stale temporary %s", p, "folder" if p.is_dir() else "file")
+        removed.append(p)
+    return removed
+
+
+def check_plain_name(value: str, where: str) -> str:
+    """`value` as a file name part (an id or prefix): no folder separators, not '.'/'..'.
+
+    An id like `../../X` would otherwise write outside the output folder.
+    """
+    if (
+        not value
+        or value in (".", "..")
+        or "/" in value
+        or "\\" in value
+        or "\0" in value
+        or (os.altsep and os.altsep in value)
+    ):
+        raise InputError(f"{where}: {value!r} is not a plain name (no '/', '\\', '.' or '..'); use a simple id")
+    return value
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        _respect_umask(tmp, is_dir=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     """Write a uint8 (H, W) or (H, W, 3|4) array as PNG, atomically (temp file + rename)."""
     path = Path(path)
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise TypeError(f"{path}: write_png expects uint8, got {array.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(array).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(path, lambda f: Image.fromarray(array).save(f, format="PNG"))
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
 @contextlib.contextmanager
@@ -194,11 +326,17 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Build a folder under a temporary name next to `final`, then swap it in.
 
     On an exception the temporary folder is removed and `final` is left as it was, so a
-    crash never leaves a half-written output that looks valid.
+    crash never leaves a half-written output that looks valid. Temporary folders of killed
+    earlier runs are removed first. `final` must be a folder or absent: an existing file
+    there is refused, not moved aside.
     """
-    final = Path(final)
+    final = Path(os.path.abspath(final))  # `.` or `x/..` have no usable name
+    if final.exists() and not final.is_dir():
+        raise InputError(f"{final}: exists and is not a folder; choose another output path")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    clean_stale_tmp(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(final.name), suffix=".tmp", dir=final.parent))
+    _respect_umask(tmp, is_dir=True)
     try:
         yield tmp
     except BaseException:
@@ -206,9 +344,8 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         raise
     old = None
     if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        old = final.with_name(f"{_tmp_prefix(final.name)}old.tmp")
         os.replace(final, old)
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from singanseg.imresize import imresize
-from singanseg.io import write_png
+from singanseg.io import check_plain_name, write_png
 from singanseg.training import pad
 
 MASK_THRESHOLD = 0.5  # manipulate.py::SinGAN_generate_clean: (mask > 0.5) * 255
@@ -101,6 +101,7 @@ def write_pairs(
     first: int = 0,
 ) -> list[tuple[Path, Path]]:
     """Write `images/<id>_<n>.png` and `masks/<id>_<n>.png` under `out` (the data contract)."""
+    check_plain_name(sample_id, "sample id")  # `../../X` would write outside `out`
     out = Path(out)
     written = []
     for i, (image, mask) in enumerate(pairs, start=first):

@@ -26,6 +26,7 @@ generator passes), and the resize is a pair of matmuls (`resize: torch`).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,29 @@ from singanseg.imresize import imresize
 from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator, init_models
 
 LOSS_KEYS = ("errD", "errG", "rec_loss", "D_x", "D_G_z")
+
+
+class NonFiniteLossError(ValueError):
+    """A loss became NaN or infinite; the scales finished before are kept."""
+
+
+def check_losses_finite(losses: dict[str, list[float]], n: int) -> None:
+    """Refuse a scale whose losses are not all finite (one line, the first bad iteration named).
+
+    Checked once per scale, on the recorded history, not per iteration: a per-iteration
+    check would synchronise the GPU every step. A diverged scale is never saved, so the
+    model folder keeps its finished scales and resumes from them.
+    """
+    for key, values in losses.items():
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"scale {n}: loss {key} became {values[bad]} at iteration {bad}; training stopped "
+                f"(scales 0..{n - 1} are kept); lower the learning rates or noise_amp"
+                if n > 0
+                else f"scale 0: loss {key} became {values[bad]} at iteration {bad}; training stopped; "
+                "lower the learning rates or noise_amp"
+            )
 
 
 @dataclass
@@ -336,6 +360,7 @@ def train_scale(
     finally:
         if bar is not None:
             bar.close()
+    check_losses_finite(losses, n)
     for net in (netG, netD):
         net.eval()
         net.requires_grad_(False)

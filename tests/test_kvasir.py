@@ -78,3 +78,45 @@ def test_safe_extract_refuses_path_escapes_and_links(tmp_path):
     bad.write_bytes(b"PK not really")
     with pytest.raises(InputError, match="not a valid zip"):
         safe_extract(bad, tmp_path / "dest3")
+
+
+def test_zip_bomb_is_refused_and_not_pinned(tmp_path):
+    """Issue 14 item 3: a bomb was extracted without limit and its hash pinned, locking out
+    the correct archive with a message naming the wrong file to delete."""
+    bomb = tmp_path / "kvasir-seg.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Kvasir-SEG/images/id0.jpg", _png())
+        zf.writestr("Kvasir-SEG/masks/id0.jpg", b"\0" * 20_000_000)  # 20 MB of zeros, ~20 kB zipped
+    params = KvasirParams(url="http://127.0.0.1:9/x", cache_dir=str(tmp_path / "cache"), zip_path=str(bomb))
+    with pytest.raises(InputError, match=r"kvasir-seg\.zip: expands to more than .*zip bomb"):
+        fetch(params)
+    assert not (tmp_path / "cache" / "kvasir-seg.zip.sha256").exists()
+    assert not (tmp_path / "cache" / "extracted").exists()
+    # the absolute limit, whatever the ratio
+    with pytest.raises(InputError, match="zip bomb"):
+        safe_extract(bomb, tmp_path / "d", max_bytes=1e6, max_ratio=1e9)
+    # the correct archive is accepted afterwards
+    _kvasir_zip(bomb)
+    root = fetch(params)
+    assert sorted(p.name for p in (root / "images").iterdir()) == ["id0.jpg", "id1.jpg", "id2.jpg"]
+    assert (tmp_path / "cache" / "kvasir-seg.zip.sha256").is_file()
+
+
+def test_pin_mismatch_names_the_pin_file(tmp_path):
+    archive = _kvasir_zip(tmp_path / "manual.zip")
+    params = KvasirParams(url="http://127.0.0.1:9/x", cache_dir=str(tmp_path / "cache"), zip_path=str(archive))
+    fetch(params)
+    _kvasir_zip(archive, n=2)
+    pin = tmp_path / "cache" / "kvasir-seg.zip.sha256"
+    with pytest.raises(InputError, match=rf"pinned on first use in {pin}; .*delete {pin}"):
+        fetch(params)
+
+
+def test_empty_archive_is_not_pinned(tmp_path):
+    archive = tmp_path / "empty.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("readme.txt", "nothing here")
+    params = KvasirParams(url="http://127.0.0.1:9/x", cache_dir=str(tmp_path / "cache"), zip_path=str(archive))
+    with pytest.raises(InputError, match="no images/ and masks/"):
+        fetch(params)
+    assert not (tmp_path / "cache" / "kvasir-seg.zip.sha256").exists()

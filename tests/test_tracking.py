@@ -1,9 +1,11 @@
 """MLflow tracking: stage runs with provenance tags, child runs across processes, a real server."""
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -71,3 +73,26 @@ def test_disabled_tracking_yields_none():
     with stage_run("data", enabled=False) as run:
         assert run is None
         log_metrics(run, {"x": 1.0})  # a no-op, not an error
+
+
+def test_unreachable_server_fails_fast_in_one_line(tmp_path, monkeypatch):
+    """Issue 14 item 6: MLflow's client hung ~4.5 min, then a 118-line traceback."""
+    import time
+
+    from pipeline.tracking import TrackingUnreachableError, check_reachable
+
+    with pytest.raises(TrackingUnreachableError, match=r"MLFLOW_TRACKING_URI=http://127\.0\.0\.1:9: .*unset MLFLOW_TRACKING_URI"):
+        check_reachable("http://127.0.0.1:9", timeout=1.0, attempts=2)
+    # a tracked stage, end to end: one line, exit 2, well within 30 s
+    (tmp_path / "params.yaml").write_text("profile: paper\ndata:\n  source: phantom\n  phantom: {count: 2}\n")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.data", "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "d")],
+        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "http://127.0.0.1:9" in lines[0] and "unset MLFLOW_TRACKING_URI" in lines[0], lines
+    assert not (tmp_path / "d" / "real").exists()

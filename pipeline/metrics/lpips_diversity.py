@@ -20,6 +20,8 @@ because the real image is full resolution and the samples are ~250 px (paper.md 
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import os
 from collections import defaultdict
@@ -174,7 +176,10 @@ def lpips_diversity(
 
 
 def per_model_csv(result: dict) -> str:
-    lines = ["model,samples,pairs,diversity,to_training"]
+    # the csv module quotes a model id holding a comma or quote (ids are file names)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "samples", "pairs", "diversity", "to_training"])
     for r in result["per_model"]:
-        lines.append(f"{r['model']},{r['samples']},{r['pairs']},{r.get('diversity', '')},{r.get('to_training', '')}")
-    return "\n".join(lines) + "\n"
+        w.writerow([r["model"], r["samples"], r["pairs"], r.get("diversity", ""), r.get("to_training", "")])
+    return buf.getvalue()

@@ -16,6 +16,8 @@ ids pair one-to-one. Never by position: the authors paired by unsorted glob orde
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -108,7 +110,12 @@ class SIFIDResult:
         }
 
     def to_csv(self) -> str:
-        return "real_id,synthetic_id,sifid\n" + "".join(f"{a},{b},{v:.8g}\n" for a, b, v in self.rows)
+        # the csv module quotes an id holding a comma or quote (ids are file names)
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["real_id", "synthetic_id", "sifid"])
+        w.writerows((a, b, f"{v:.8g}") for a, b, v in self.rows)
+        return buf.getvalue()
 
 
 def sifid_folders(
