@@ -3,7 +3,7 @@
 The paper compares SinGAN-Seg with three GANs trained on 4-channel RGB+mask tensors
 (`../shared/docs/paper.md` section 6; `../shared/docs/anchors.md` section 1). This module
 owns what they share: the registry, the training loop with resumable checkpoints and
-MLflow logging, loading a trained model and writing samples; the 4-channel dataset and
+metrics logging, loading a trained model and writing samples; the 4-channel dataset and
 the batch order live in `baselines/data.py`.
 
 How a GAN module plugs in
@@ -69,6 +69,7 @@ from singanseg.ckpt import (
     save_state,
 )
 from singanseg.io import write_png
+from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, replace, to_mapping
 
 log = logging.getLogger("baselines")
@@ -269,7 +270,7 @@ def train(
     seed: int = 0,
     num_images: int | None = None,
     progress: bool = True,
-    run: Any = None,
+    tracker: Tracker | None = None,
     device: str | torch.device = "cpu",
     stop_at: int | None = None,
     log_every: int = 50,
@@ -278,11 +279,10 @@ def train(
 
     `stop_at` ends this call after that many iterations in total, with a checkpoint (for
     time-sliced jobs and the resume test); it returns None then, else the trained model.
-    Losses are averaged over `log_every` iterations and logged to `run` (MLflow) if given.
+    Losses are averaged over `log_every` iterations and logged to `tracker` if given
+    (singanseg.tracking; the pipeline hands in its MLflow run).
     """
     from tqdm import tqdm
-
-    from pipeline.tracking import log_metrics
 
     spec = get_gan(gan) if isinstance(gan, str) else gan
     config = config if config is not None else make_config(spec)
@@ -350,7 +350,7 @@ def train(
         if done % log_every == 0 or done == end:
             count = (done - 1) % log_every + 1
             avg = {k: v / count for k, v in sums.items()}
-            log_metrics(run, avg, step=done)
+            or_null(tracker).log_metrics(avg, step=done)
             bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items()})
             sums = {}
         if done == gen_iter:

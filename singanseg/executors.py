@@ -11,7 +11,7 @@ Task functions must be module-level (the process pool pickles them by reference)
 picklable kwargs: paths and small configs, never models.
 
 Ray (optional extra, `pip install .[ray]`) is imported only when `executor: ray` is used, as
-is its backend, `pipeline/executors_ray.py` (`RayExecutor`, `probe_ray_address`).
+is its backend, `singanseg/executors_ray.py` (`RayExecutor`, `probe_ray_address`).
 Its resources are *logical*: `num_gpus_per_task: 0.25` lets four tasks share one GPU but
 does not isolate their memory, and a fraction needs a node with a GPU; on a cluster
 without one the request is refused up front instead of queueing forever.
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from singanseg.typed import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.executors_ray import RayExecutor, probe_ray_address
+    from singanseg.executors_ray import RayExecutor, probe_ray_address
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Skipped:
     value: Any = None
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     """One line: type, message and the innermost frame, so a failure in a worker is traceable."""
     # Ray's system errors span many lines; a result carries one line of bounded length
     msg = " ".join(f"{type(e).__name__}: {e}".split())[:1000]
@@ -132,7 +132,7 @@ def _run_task(
     try:
         value = fn(**kwargs)
     except Exception as e:  # noqa: BLE001 - one task's failure must not sink the others
-        return TaskResult(task_id, "failed", _describe(e), time.perf_counter() - t0)
+        return TaskResult(task_id, "failed", describe_error(e), time.perf_counter() - t0)
     finally:
         if before is not None:
             _set_threads(before)  # in-process runs must leave the caller's setting alone
@@ -213,7 +213,7 @@ class PoolExecutor(Executor):
 def make_executor(config: ExecutorConfig) -> Executor:
     """The executor `config` names (Ray connects, or starts a local cluster, here)."""
     if config.executor == "ray":
-        from pipeline.executors_ray import RayExecutor
+        from singanseg.executors_ray import RayExecutor
 
         return RayExecutor(config)
     if config.num_gpus_per_task or config.ray_address:
@@ -287,7 +287,7 @@ def run_tasks(
                     if _crashed(e):
                         casualties.append(i)
                     else:
-                        settle(i, TaskResult(tid, "failed", _describe(e), 0.0))
+                        settle(i, TaskResult(tid, "failed", describe_error(e), 0.0))
                 if len(pending) >= window:
                     return
 
@@ -305,7 +305,7 @@ def run_tasks(
                         settle(
                             i,
                             TaskResult(
-                                todo[i][0], "failed", _describe(e), time.perf_counter() - t0
+                                todo[i][0], "failed", describe_error(e), time.perf_counter() - t0
                             ),
                         )
             fill()
@@ -327,7 +327,7 @@ def run_tasks(
                 why = (
                     "its worker process died (crash or out of memory)"
                     if _crashed(e)
-                    else _describe(e)
+                    else describe_error(e)
                 )
                 settle(i, TaskResult(tid, "failed", why, time.perf_counter() - t0))
     finally:
@@ -355,9 +355,9 @@ _RAY_NAMES = ("PROBE_TIMEOUT_S", "RayExecutor", "probe_ray_address")
 
 def __getattr__(name: str) -> Any:
     # The Ray backend's names, loaded on first use: importing this module must not load it
-    # (nor ray), yet `from pipeline.executors import RayExecutor` keeps working.
+    # (nor ray), yet `from singanseg.executors import RayExecutor` keeps working.
     if name in _RAY_NAMES:
-        from pipeline import executors_ray
+        from singanseg import executors_ray
 
         return getattr(executors_ray, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
