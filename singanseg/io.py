@@ -132,13 +132,19 @@ def list_pairs(root: str | os.PathLike, images: str = "images", masks: str = "ma
     return [Pair(i, imgs[i], msks[i]) for i in sorted(imgs)]
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (checksums of archives, weights, checkpoints)."""
-    h = hashlib.sha256()
+def file_digests(path: str | os.PathLike, *algorithms: str) -> dict[str, str]:
+    """Hex digests of a file in one read, 1 MiB blocks at a time: {"sha256": ..., "sha1": ...}."""
+    hashes = {a: hashlib.new(a) for a in algorithms or ("sha256",)}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (checksums of archives, weights, checkpoints): the suite's one."""
+    return file_digests(path, "sha256")["sha256"]
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:

