@@ -16,6 +16,7 @@ import sys
 from baselines.common import GANS, load, make_config, train, write_samples
 from singanseg.ckpt import CheckpointError
 from singanseg.io import InputError
+from singanseg.profiles import profile_names
 from singanseg.typed import ConfigError, parse_sets
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("gan", choices=sorted(GANS))
     t.add_argument("data_dir")
     t.add_argument("--out", required=True, help="model folder (resumed if it holds a checkpoint)")
-    t.add_argument("--profile", default="paper", choices=["paper", "smoke"])
+    t.add_argument("--profile", default="paper", choices=profile_names(), help="a profile of params.yaml")
     t.add_argument(
         "--set",
         action="append",

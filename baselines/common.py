@@ -13,8 +13,8 @@ A module `baselines/<name>.py` defines a module-level `SPEC = GANSpec(...)` with
 - `config_cls`: a frozen dataclass with the paper's defaults (comments citing paper.md /
   anchors.md). It must have the fields `resolution` (output side, px), `batch_size` and
   `checkpoint_every` (iterations); it may have `validate(self, where)`.
-- `presets`: `{"paper": {}, "smoke": {...}}`, overlays applied to the defaults (`paper`
-  is empty: the defaults are the paper's).
+- `presets`: profile name -> config mapping; `singanseg.profiles.ProfilePresets("baselines",
+  "<name>")` reads them from params.yaml (`paper`: the base values, the defaults').
 - `make_trainer(config, device) -> Trainer`: builds G, D, EMA G and optimisers. It is
   called under `torch.manual_seed(seed)`, so weight initialisation is seeded.
 - `make_sampler(config, sampler_meta) -> Sampler`: builds the (untrained) sampling network

@@ -337,17 +337,24 @@ def run_tasks(
     return [r for r in results if r is not None]
 
 
-def summarize(results: Sequence[TaskResult], max_ids: int = 20) -> str:
-    """`3 done, 1 skipped, 1 failed (a1)`: counts, then the failed ids."""
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    line = ", ".join(f"{n} {s}" for s, n in counts.items())
+def status_counts(results: Sequence[TaskResult]) -> dict[str, int]:
+    """{"done": n, "skipped": n, "failed": n}: the counts every summary line starts from."""
+    return {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+
+
+def failed_ids(results: Sequence[TaskResult], max_ids: int = 20) -> str:
+    """`a, b, +3 more`: the failed tasks' ids, at most `max_ids` of them ("" when none failed)."""
     failed = [r.task_id for r in results if r.status == "failed"]
-    if failed:
-        shown = ", ".join(failed[:max_ids]) + (
-            f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
-        )
-        line += f" ({shown})"
-    return line
+    more = f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
+    return ", ".join(failed[:max_ids]) + more if failed else ""
+
+
+def summarize(results: Sequence[TaskResult], max_ids: int = 20) -> str:
+    """`3 done, 1 skipped, 1 failed (a1)`: counts, then the failed ids (train-many words it
+    for models: singanseg.many.summary_line, from the same counts and ids)."""
+    line = ", ".join(f"{n} {s}" for s, n in status_counts(results).items())
+    ids = failed_ids(results, max_ids)
+    return f"{line} ({ids})" if ids else line
 
 
 _RAY_NAMES = ("PROBE_TIMEOUT_S", "RayExecutor", "probe_ray_address")
@@ -375,6 +382,8 @@ __all__ = [
     "TaskResult",
     "make_executor",
     "probe_ray_address",
+    "failed_ids",
     "run_tasks",
+    "status_counts",
     "summarize",
 ]

@@ -25,7 +25,15 @@ from typing import Any
 
 from singanseg.config import PRESETS, SinGANConfig, config_from_dict, preset
 from singanseg.device import resolve_device
-from singanseg.executors import ExecutorConfig, ExecutorError, Skipped, TaskResult, run_tasks
+from singanseg.executors import (
+    ExecutorConfig,
+    ExecutorError,
+    Skipped,
+    TaskResult,
+    failed_ids,
+    run_tasks,
+    status_counts,
+)
 from singanseg.io import Pair, list_pairs, write_text
 from singanseg.model import MODEL_JSON, config_of, read_model_json
 from singanseg.tracking import Tracker, or_null
@@ -133,17 +141,19 @@ def select_pairs(
 
 def summary_line(results: Sequence[TaskResult], max_ids: int = 20) -> str:
     """`3 pairs: 1 trained (1 resumed), 1 skipped, 1 failed: c (InputError: ...)`."""
-    done = [r for r in results if r.status == "done"]
-    resumed = sum(bool(isinstance(r.value, dict) and r.value.get("resumed")) for r in done)
-    failed = [r for r in results if r.status == "failed"]
-    line = (
-        f"{len(results)} pairs: {len(done)} trained ({resumed} resumed), "
-        f"{sum(r.status == 'skipped' for r in results)} skipped, {len(failed)} failed"
+    counts = status_counts(results)
+    resumed = sum(
+        bool(r.status == "done" and isinstance(r.value, dict) and r.value.get("resumed"))
+        for r in results
     )
-    if failed:
-        ids = ", ".join(r.task_id for r in failed[:max_ids])
-        more = f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
-        line += f": {ids}{more} (first error: {failed[0].task_id}: {failed[0].error})"
+    line = (
+        f"{len(results)} pairs: {counts['done']} trained ({resumed} resumed), "
+        f"{counts['skipped']} skipped, {counts['failed']} failed"
+    )
+    ids = failed_ids(results, max_ids)
+    if ids:
+        first = next(r for r in results if r.status == "failed")
+        line += f": {ids} (first error: {first.task_id}: {first.error})"
     return line
 
 
