@@ -14,10 +14,9 @@ import logging
 import sys
 
 from baselines.common import GANS, load, make_config, train, write_samples
-from singanseg.ckpt import CheckpointError
-from singanseg.io import InputError
+from singanseg.errors import UserError
 from singanseg.profiles import profile_names
-from singanseg.typed import ConfigError, parse_sets
+from singanseg.typed import parse_sets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 model.sample(args.num, args.seed), args.out, args.prefix or model.gan
             )
             print(f"{len(ids)} pairs written to {args.out}")
-    except (InputError, ConfigError, CheckpointError, ValueError, FloatingPointError) as e:
-        # ValueError: every bad-input error of the suite subclasses it (docs/conventions.md)
+    except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

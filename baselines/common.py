@@ -202,7 +202,7 @@ class BaselineModel:
         RNG (e.g. noise injection) is seeded with `seed` too.
         """
         if n < 1:
-            raise ValueError(f"sample: --num must be at least 1, got {n}")
+            raise ConfigError(f"sample: --num must be at least 1, got {n}")
         rng = torch.Generator().manual_seed(seed)
         z = self.net.latent(n, rng)
         device = next(self.net.parameters()).device

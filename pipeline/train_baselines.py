@@ -24,8 +24,8 @@ from typing import Any, Literal
 from baselines.common import GANS, get_gan, make_config
 from pipeline.params import load_section
 from pipeline.tracking import MlflowTracker, stage_run
-from singanseg.ckpt import CheckpointError
 from singanseg.device import resolve_device
+from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs
 from singanseg.tracking import or_null
 from singanseg.typed import ConfigError
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                                   progress=not args.no_progress, tracker=child, device=device)  # fmt: skip
                     child.log_metrics({"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
                 print(f"train_baselines: {args.gan} n{sub} -> {out}")
-    except (InputError, ConfigError, CheckpointError, FloatingPointError) as e:
+    except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
         print(f"train_baselines: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -19,10 +19,9 @@ from typing import Literal
 
 from pipeline.params import load_section
 from pipeline.tracking import MlflowTracker, log_metrics, stage_run
-from singanseg.ckpt import CheckpointError
 from singanseg.config import SinGANConfig
+from singanseg.errors import UserError
 from singanseg.executors import ExecutorConfig
-from singanseg.io import InputError
 from singanseg.many import ManyResult, select_pairs, train_many
 from singanseg.typed import ConfigError
 
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section("singan", SinGANStageParams, args.params)
         result = run(params, args.shard, args.num_shards, args.out, progress=not args.quiet,
                      exclusive_out=args.exclusive_out)
-    except (ConfigError, InputError, CheckpointError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"train_singan: error: {e}", file=sys.stderr)
         return 2
     print(f"train_singan: {result.summary} -> {args.out or params.out_dir}")

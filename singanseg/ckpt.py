@@ -20,13 +20,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from singanseg.errors import UserError
 from singanseg.io import sha256_file, write_text
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing, corrupted or incompatible; the message names the file."""
 
 

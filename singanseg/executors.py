@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from singanseg.errors import UserError
 from singanseg.typed import ConfigError
 
 if TYPE_CHECKING:
@@ -41,11 +42,10 @@ Task = tuple[str, Mapping[str, Any]]
 Status = Literal["done", "skipped", "failed"]
 
 
-class ExecutorError(ValueError):
+class ExecutorError(UserError):
     """The executor cannot run: Ray missing, a cluster unreachable or unable to fit a task.
 
-    A ValueError, as the suite's other user-fixable errors (conventions.md "Code"): the CLIs
-    print its one line instead of a traceback.
+    A UserError (singanseg.errors): the CLIs print its one line instead of a traceback.
     """
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from singanseg.errors import UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_THRESHOLD = 127  # > 127 is foreground, as the paper's loaders (paper.md section 1)
 # A pixel of a mask further than this from both 0 and 255 counts as ambiguous: JPEG
@@ -28,7 +30,7 @@ MASK_THRESHOLD = 127  # > 127 is foreground, as the paper's loaders (paper.md se
 AMBIGUOUS_MARGIN = 64
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """Bad input data; the message names the file and the problem."""
 
 

@@ -39,7 +39,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from singanseg.errors import WeightsError
 from singanseg.io import file_digests, sha256_file
+from singanseg.typed import ConfigError
 
 TAPS = {"conv2b": 64, "pool1": 64, "conv4a": 192, "pool2": 192, "mixed6e": 768, "pool3": 2048}
 NETWORKS = ("inception_fid", "inception_imagenet")
@@ -51,8 +53,8 @@ MAP_TOLERANCE = 1e-4  # max |Δ| of pool3 features on the probe input; measured 
 RANDOM_SEED = 0
 
 
-class WeightsError(RuntimeError):
-    """Pretrained weights are absent or do not fit; the message says where we looked."""
+# WeightsError (singanseg.errors): pretrained weights are absent or do not fit; the
+# message says where we looked
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _build_trunk(network: str) -> nn.Module:
         return net
     if network == "inception_imagenet":
         return torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    raise ValueError(f"network: {network!r} is not one of {', '.join(NETWORKS)}")
+    raise ConfigError(f"network: {network!r} is not one of {', '.join(NETWORKS)}")
 
 
 class InceptionFeatures(nn.Module):
@@ -121,7 +123,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, x: torch.Tensor, taps: tuple[str, ...] = ("pool3",), normalized: bool = False) -> dict[str, torch.Tensor]:
         unknown = [t for t in taps if t not in TAPS]
         if unknown:
-            raise ValueError(f"taps: unknown tap {unknown[0]!r} (known: {', '.join(TAPS)})")
+            raise ConfigError(f"taps: unknown tap {unknown[0]!r} (known: {', '.join(TAPS)})")
         if self.resize and tuple(x.shape[-2:]) != (299, 299):
             # pytorch-fid's `resize_input`, also the SinGAN-Seg SIFID variant (paper.md section 4)
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
@@ -267,7 +269,7 @@ def load_inception(
 ) -> InceptionFeatures:
     """An InceptionFeatures with the named weights; `weights="random"` only where asked."""
     if weights not in ("pretrained", "random"):
-        raise ValueError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
+        raise ConfigError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
     trunk = _build_trunk(network)
     if weights == "random":
         torch.manual_seed(RANDOM_SEED)
