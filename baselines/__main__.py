@@ -14,9 +14,10 @@ import logging
 import sys
 
 from baselines.common import GANS, load, make_config, train, write_samples
-from singanseg.ckpt import CheckpointError
-from singanseg.io import InputError, check_plain_name
-from singanseg.typed import ConfigError, parse_sets
+from singanseg.errors import UserError
+from singanseg.io import check_plain_name
+from singanseg.profiles import profile_names
+from singanseg.typed import parse_sets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("gan", choices=sorted(GANS))
     t.add_argument("data_dir")
     t.add_argument("--out", required=True, help="model folder (resumed if it holds a checkpoint)")
-    t.add_argument("--profile", default="paper", choices=["paper", "smoke"])
+    t.add_argument("--profile", default="paper", choices=profile_names(), help="a profile of params.yaml")
     t.add_argument(
         "--set",
         action="append",
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 model.sample(args.num, args.seed), args.out, args.prefix or model.gan
             )
             print(f"{len(ids)} pairs written to {args.out}")
-    except (InputError, ConfigError, CheckpointError, ValueError, FloatingPointError) as e:
-        # ValueError: every bad-input error of the suite subclasses it (docs/conventions.md)
+    except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -3,7 +3,7 @@
 The paper compares SinGAN-Seg with three GANs trained on 4-channel RGB+mask tensors
 (`../shared/docs/paper.md` section 6; `../shared/docs/anchors.md` section 1). This module
 owns what they share: the registry, the training loop with resumable checkpoints and
-MLflow logging, loading a trained model and writing samples; the 4-channel dataset and
+metrics logging, loading a trained model and writing samples; the 4-channel dataset and
 the batch order live in `baselines/data.py`.
 
 How a GAN module plugs in
@@ -13,8 +13,8 @@ A module `baselines/<name>.py` defines a module-level `SPEC = GANSpec(...)` with
 - `config_cls`: a frozen dataclass with the paper's defaults (comments citing paper.md /
   anchors.md). It must have the fields `resolution` (output side, px), `batch_size` and
   `checkpoint_every` (iterations); it may have `validate(self, where)`.
-- `presets`: `{"paper": {}, "smoke": {...}}`, overlays applied to the defaults (`paper`
-  is empty: the defaults are the paper's).
+- `presets`: profile name -> config mapping; `singanseg.profiles.ProfilePresets("baselines",
+  "<name>")` reads them from params.yaml (`paper`: the base values, the defaults').
 - `make_trainer(config, device) -> Trainer`: builds G, D, EMA G and optimisers. It is
   called under `torch.manual_seed(seed)`, so weight initialisation is seeded.
 - `make_sampler(config, sampler_meta) -> Sampler`: builds the (untrained) sampling network
@@ -69,6 +69,7 @@ from singanseg.ckpt import (
     save_state,
 )
 from singanseg.io import check_plain_name, write_png
+from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, replace, to_mapping
 
 log = logging.getLogger("baselines")
@@ -202,7 +203,7 @@ class BaselineModel:
         RNG (e.g. noise injection) is seeded with `seed` too.
         """
         if n < 1:
-            raise ValueError(f"sample: --num must be at least 1, got {n}")
+            raise ConfigError(f"sample: --num must be at least 1, got {n}")
         rng = torch.Generator().manual_seed(seed)
         z = self.net.latent(n, rng)
         device = next(self.net.parameters()).device
@@ -270,7 +271,7 @@ def train(
     seed: int = 0,
     num_images: int | None = None,
     progress: bool = True,
-    run: Any = None,
+    tracker: Tracker | None = None,
     device: str | torch.device = "cpu",
     stop_at: int | None = None,
     log_every: int = 50,
@@ -279,11 +280,10 @@ def train(
 
     `stop_at` ends this call after that many iterations in total, with a checkpoint (for
     time-sliced jobs and the resume test); it returns None then, else the trained model.
-    Losses are averaged over `log_every` iterations and logged to `run` (MLflow) if given.
+    Losses are averaged over `log_every` iterations and logged to `tracker` if given
+    (singanseg.tracking; the pipeline hands in its MLflow run).
     """
     from tqdm import tqdm
-
-    from pipeline.tracking import log_metrics
 
     spec = get_gan(gan) if isinstance(gan, str) else gan
     config = config if config is not None else make_config(spec)
@@ -351,7 +351,7 @@ def train(
         if done % log_every == 0 or done == end:
             count = (done - 1) % log_every + 1
             avg = {k: v / count for k, v in sums.items()}
-            log_metrics(run, avg, step=done)
+            or_null(tracker).log_metrics(avg, step=done)
             bar.set_postfix({k: f"{v:.3g}" for k, v in avg.items()})
             sums = {}
         if done == gen_iter:

@@ -19,6 +19,7 @@ from torch import nn
 
 from baselines.common import GANSpec
 from baselines.data import NUM_CHANNELS, random_hflip
+from singanseg.profiles import ProfilePresets
 from singanseg.typed import ConfigError
 
 
@@ -55,17 +56,9 @@ class DCGANConfig:
             )
 
 
-PRESETS = {
-    "paper": {},
-    "smoke": {
-        "ngf": 8,
-        "ndf": 8,
-        "nz": 16,
-        "niter": 2,
-        "generate_from_epoch": None,
-        "checkpoint_every": 5,
-    },
-}
+# profile name -> params.yaml's `baselines.dcgan` under that profile (`paper` = the defaults
+# above; tests/test_profiles.py checks they agree)
+PRESETS = ProfilePresets("baselines", "dcgan")
 
 
 class Generator(nn.Module):

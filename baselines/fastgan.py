@@ -45,6 +45,7 @@ from baselines.fastgan_nets import (
     crop_part,
     real_pair,
 )
+from singanseg.profiles import ProfilePresets
 from singanseg.typed import ConfigError
 
 
@@ -100,15 +101,9 @@ class FastGANConfig:
             raise ConfigError(str(e)) from None
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    # 2 CPU cores: the architecture needs 256 px, so the widths, batch and iterations shrink;
-    # LPIPS is scored at 32 px and with a random backbone (no weights offline).
-    "smoke": {
-        "ngf": 8, "ndf": 8, "decoder_nf": 8, "batch_size": 2, "iterations": 4,
-        "checkpoint_every": 2, "weights": "random", "lpips_size": 32, "sample_size": None,
-    },
-}
+# profile name -> params.yaml's `baselines.fastgan` under that profile (`paper` = the defaults
+# above; tests/test_profiles.py checks they agree)
+PRESETS = ProfilePresets("baselines", "fastgan")
 
 
 # ---------------------------------------------------------------- training and sampling

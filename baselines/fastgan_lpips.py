@@ -18,14 +18,13 @@ from torch import nn
 
 from singanseg.io import sha256_file
 from singanseg.typed import ConfigError
-from singanseg.vgg import VGGWeightsError, read_state_dict
+from singanseg.vgg import VGGWeightsError, WeightsError, read_state_dict
 
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision VGG16_Weights.IMAGENET1K_V1, what lpips' vgg16 loads
 _LPIPS: dict[tuple, tuple[nn.Module, dict[str, str]]] = {}
 
 
-class LPIPSWeightsError(ConfigError):
-    """The LPIPS backbone weights are missing or unreadable; the message names the file."""
+LPIPSWeightsError = WeightsError  # backbone weights missing or unreadable: the suite's one weights error
 
 
 

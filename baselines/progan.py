@@ -23,6 +23,7 @@ from torch import nn
 
 from baselines.common import GANSpec
 from baselines.data import NUM_CHANNELS, random_hflip
+from singanseg.profiles import ProfilePresets
 from singanseg.typed import ConfigError
 
 
@@ -83,18 +84,9 @@ class ProGANConfig:
                 raise ConfigError(f"{where}.{key}: must be at least 1, got {getattr(self, key)}")
 
 
-PRESETS = {
-    "paper": {},
-    # 2 CPU cores: 8 -> 32 px over three phases, a narrow network
-    "smoke": {
-        "resolution": 32,
-        "channel": 16,
-        "z_dim": 16,
-        "total_iter": 30,
-        "num_phases": 3,
-        "checkpoint_every": 10,
-    },
-}
+# profile name -> params.yaml's `baselines.progan` under that profile (`paper` = the defaults
+# above; tests/test_profiles.py checks they agree)
+PRESETS = ProfilePresets("baselines", "progan")
 
 
 def schedule(i: int, config: ProGANConfig) -> tuple[int, float]:

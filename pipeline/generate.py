@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
-from singanseg.ckpt import CheckpointError
+from singanseg.errors import UserError
 from singanseg.io import InputError, atomic_dir
 from singanseg.model import SinGANSeg
 from singanseg.sample import SampleError, write_pairs
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_section("generate", GenerateParams, args.params)
         counts = run(params)
-    except (ConfigError, InputError, CheckpointError, SampleError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"generate: error: {e}", file=sys.stderr)
         return 2
     print(f"generate: {counts}")

@@ -12,7 +12,9 @@ is the empty overlay: the base values are the paper's.
       smoke: {data: {...}}
 
 A stage calls `load_section("data", DataParams)` and gets a frozen dataclass; an unknown
-or mistyped key raises ConfigError naming the file and the dotted key.
+or mistyped key raises ConfigError naming the file and the dotted key. The profile overlay
+itself (`resolve`) lives in singanseg/profiles.py, which the command lines' `--profile`
+reads too: one definition of every profile.
 """
 
 from __future__ import annotations
@@ -20,47 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from singanseg.typed import ConfigError, deep_merge, from_mapping, to_mapping
+from singanseg.profiles import read_params, resolve
+from singanseg.typed import ConfigError, from_mapping, to_mapping
 
 T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
-RESERVED = ("profile", "profiles")
 
 
 def read_yaml(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (run from the repository root)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    return data
-
-
-def resolve(raw: Mapping[str, Any], where: str = "params.yaml", profile: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Apply the selected profile's overlay; returns (profile name, merged sections)."""
-    profiles = raw.get("profiles") or {}
-    if not isinstance(profiles, Mapping):
-        raise ConfigError(f"{where}: profiles: expected a mapping of profile name -> overlay")
-    name = profile or raw.get("profile") or "paper"
-    if name not in profiles and name != "paper":
-        raise ConfigError(f"{where}: profile: unknown profile {name!r} (known: {', '.join(['paper', *profiles])})")
-    base = {k: v for k, v in raw.items() if k not in RESERVED}
-    overlay = profiles.get(name) or {}
-    for section in overlay:
-        if section not in base:
-            raise ConfigError(f"{where}: profiles.{name}.{section}: no such section at the top level")
-    return name, deep_merge(base, overlay)
+    return read_params(path)
 
 
 def load_section(

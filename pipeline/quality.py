@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pipeline.metrics.features import image_index
 from pipeline.metrics.fid import FIDOptions, fid_paths
-from pipeline.metrics.inception import WeightsError, load_inception
+from pipeline.metrics.inception import load_inception
 from pipeline.metrics.lpips_diversity import (
     LPIPSOptions,
     load_lpips,
@@ -48,8 +48,8 @@ from pipeline.metrics.masks import mask_summary, pixelwise_stats
 from pipeline.metrics.sifid import SIFIDOptions, sifid_folders
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
+from singanseg.errors import UserError
 from singanseg.io import InputError, atomic_dir, write_text
-from singanseg.typed import ConfigError
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 import mlflow
 
                 mlflow.log_artifact(str(Path(args.out) / "summary.json"))
-    except (InputError, ConfigError, WeightsError, ValueError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"quality: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     print(f"quality: {len(summary['sets'])} synthetic set(s) -> {args.out}/summary.json")

@@ -26,8 +26,8 @@ from pipeline.params import active_profile, load_section
 from pipeline.report_quality import quality_tables
 from pipeline.tables import Table, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
+from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
-from singanseg.typed import ConfigError
 
 SCORES = ("iou", "f1", "precision", "recall", "accuracy")
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow.log_artifact(str(Path(args.out) / "README.md"))
                 for t in sorted((Path(args.out) / "tables").glob("*.csv")):
                     mlflow.log_artifact(str(t), "tables")
-    except (InputError, ConfigError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"report: error: {e}", file=sys.stderr)
         return 2
     print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {args.out}/README.md"

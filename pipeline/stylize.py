@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Literal
 from pipeline.params import active_profile, load_section
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.device import resolve_device
-from singanseg.io import InputError
+from singanseg.errors import UserError
 from singanseg.style import (
     Backbone,
     StyleConfig,
-    StyleWeightsError,
     load_backbone,
     parse_ratio,
 )
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ) as mlrun:
             metrics = run(params, Path(args.root), ratios, backbone, device)
             log_metrics(mlrun, metrics)
-    except (InputError, ConfigError, StyleWeightsError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"stylize: error: {e}", file=sys.stderr)
         return 2
     return 0

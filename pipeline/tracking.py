@@ -7,6 +7,9 @@ creates the experiment once; workers only log, attaching to the stage's run thro
 processes that race SQLite's schema migration fail (environment notes), hence
 `ensure_experiment` in the driver before any worker starts.
 
+The libraries log through `singanseg.tracking.Tracker`; `MlflowTracker` below is the
+pipeline's implementation, handed to them by the stages (`MlflowTracker.of(run)`).
+
 Every stage run is tagged with the stage name, git commit, profile, a hash of its params
 section and the weights provenance, so a run traces back to `dvc.lock`.
 """
@@ -21,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +224,12 @@ def log_metrics(run: Any, metrics: Mapping[str, float], step: int | None = None)
     """Log many metrics in one request (one HTTP call per metric through a server otherwise)."""
     if run is None or not metrics:
         return
+    _log_batch(run.info.run_id, metrics, step)
+
+
+def _log_batch(run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    if not metrics:
+        return
     import time
 
     from mlflow.entities import Metric
@@ -227,4 +237,47 @@ def log_metrics(run: Any, metrics: Mapping[str, float], step: int | None = None)
     mlflow = _mlflow()
     ts = int(time.time() * 1000)
     batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
-    mlflow.MlflowClient().log_batch(run.info.run_id, metrics=batch)
+    mlflow.MlflowClient().log_batch(run_id, metrics=batch)
+
+
+@dataclass(frozen=True)
+class MlflowTracker:
+    """`singanseg.tracking.Tracker` on an MLflow run: picklable (a run id and the store's URI).
+
+    `uri` is the driver's store, set in whichever process logs (a worker's cwd or
+    environment may differ from the driver's).
+    """
+
+    run_id: str
+    uri: str | None = None
+
+    @classmethod
+    def of(cls, run: Any) -> MlflowTracker | None:
+        """The tracker of an active run (from `stage_run` / `child_run`), None for no run."""
+        return None if run is None else cls(run.info.run_id, tracking_uri())
+
+    def _attach(self) -> None:
+        if self.uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = self.uri
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._attach()
+        p = _params_of(params)
+        if p:
+            _mlflow().MlflowClient().log_batch(self.run_id, params=[_param(k, v) for k, v in p.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self._attach()
+        _log_batch(self.run_id, metrics, step)
+
+    @contextlib.contextmanager
+    def child(self, name: str, tags: Mapping[str, str] | None = None) -> Iterator[MlflowTracker]:
+        self._attach()
+        with child_run(self.run_id, name, tags) as run:
+            yield MlflowTracker(run.info.run_id, self.uri)
+
+
+def _param(key: str, value: Any):
+    from mlflow.entities import Param
+
+    return Param(key, str(value))

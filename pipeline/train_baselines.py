@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 from baselines.common import GANS, get_gan, make_config
 from pipeline.params import load_section
-from pipeline.tracking import log_metrics, stage_run
-from singanseg.ckpt import CheckpointError
+from pipeline.tracking import MlflowTracker, stage_run
 from singanseg.device import resolve_device
+from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs
+from singanseg.tracking import or_null
 from singanseg.typed import ConfigError
 
 log = logging.getLogger("pipeline.train_baselines")
@@ -103,12 +104,8 @@ def model_dir(root: Path, gan: str, subset_name: str) -> Path:
 
 
 def _child(run, name: str, tags: dict[str, str]):
-    """A child run per subset, or nothing when tracking is off."""
-    import contextlib
-
-    from pipeline.tracking import child_run
-
-    return child_run(run, name, tags) if run is not None else contextlib.nullcontext()
+    """A child run's tracker per subset, or the null tracker when tracking is off."""
+    return or_null(MlflowTracker.of(run)).child(name, tags)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 tags = {"gan": args.gan, "subset": sub, "subset_used": "all" if used is None else str(used)}
                 with _child(mlrun, f"train_baselines/{args.gan}/n{sub}", tags) as child:
                     model = train(args.gan, data_dir, out, config, seed=params.seed, num_images=used,
-                                  progress=not args.no_progress, run=child, device=device)  # fmt: skip
-                    log_metrics(child, {"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
+                                  progress=not args.no_progress, tracker=child, device=device)  # fmt: skip
+                    child.log_metrics({"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
                 print(f"train_baselines: {args.gan} n{sub} -> {out}")
-    except (InputError, ConfigError, CheckpointError, FloatingPointError) as e:
+    except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
         print(f"train_baselines: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.executors import ExecutorConfig
 from pipeline.params import load_section
-from pipeline.tracking import log_metrics, stage_run
-from singanseg.ckpt import CheckpointError
+from pipeline.tracking import MlflowTracker, log_metrics, stage_run
 from singanseg.config import SinGANConfig
-from singanseg.io import InputError, list_pairs
-from singanseg.many import ManyResult, train_many
+from singanseg.errors import UserError
+from singanseg.executors import ExecutorConfig
+from singanseg.many import ManyResult, select_pairs, train_many
 from singanseg.typed import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ class SinGANStageParams:
     # A model folder trained with other params/data: `retrain` (DVC invalidated it) or `error`.
     on_incompatible: Literal["retrain", "error"] = "retrain"
     model: SinGANConfig = field(default_factory=SinGANConfig)
-    # how the shard's images fan out (pipeline/executors.py): in-process, a process pool or Ray
+    # how the shard's images fan out (singanseg/executors.py): in-process, a process pool or Ray
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     batch: int = 1  # models trained as one batched computation (singanseg/batched.py, issue 8)
     # auto = cuda when available, else cpu (singanseg/device.py); on ray: per task, as it sees
@@ -64,8 +63,7 @@ def run(
     if not 0 <= shard < num_shards:
         raise ConfigError(f"--shard {shard}: must be in 0..{num_shards - 1}")
     out_root = Path(out or params.out_dir)
-    pairs = list_pairs(params.input_dir)[: params.limit]
-    mine = {p.id for p in pairs[shard::num_shards]}
+    mine = {p.id for p in select_pairs(params.input_dir, params.limit, (shard, num_shards))}
     # the shard's folder persists between runs (dvc.yaml): models of ids that left the data
     # set or this shard are stale and must not reach the generate stage
     if exclusive_out and out_root.is_dir():
@@ -80,7 +78,7 @@ def run(
         result = train_many(
             params.input_dir, out_root, params.model, params.executor, seed=params.seed, batch=params.batch,
             shard=(shard, num_shards), limit=params.limit, on_incompatible=params.on_incompatible,
-            parent_run_id=run_.info.run_id if run_ is not None else None, progress=progress,
+            tracker=MlflowTracker.of(run_), progress=progress,
             device=params.device,
         )  # fmt: skip
         counts = {s: len(result.ids(s)) for s in ("done", "skipped", "failed")}
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section("singan", SinGANStageParams, args.params)
         result = run(params, args.shard, args.num_shards, args.out, progress=not args.quiet,
                      exclusive_out=args.exclusive_out)
-    except (ConfigError, InputError, CheckpointError) as e:
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"train_singan: error: {e}", file=sys.stderr)
         return 2
     print(f"train_singan: {result.summary} -> {args.out or params.out_dir}")

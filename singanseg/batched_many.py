@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.executors import Skipped, TaskResult, _describe
 from singanseg.api import IncompatibleModelError, _read_inputs
 from singanseg.batched import Member, train_scale_batched
 from singanseg.config import SinGANConfig
+from singanseg.executors import Skipped, TaskResult, describe_error
 from singanseg.io import Pair, list_pairs
 from singanseg.many import image_seed
 from singanseg.model import (
@@ -127,7 +127,7 @@ def train_group(
         except Exception as e:  # noqa: BLE001 - reported per model; other chunks go on
             for m in members:
                 m.error = (
-                    f"batched training of {len(members)} models at scale {n} failed: {_describe(e)}"
+                    f"batched training of {len(members)} models at scale {n} failed: {describe_error(e)}"
                 )
             return
         finally:
@@ -145,7 +145,7 @@ def train_group(
                     on_scale(m.id, n, {"seconds": r["seconds"], "noise_amp": r["noise_amp"],
                                        **{f"{k}_last": v[-1] for k, v in r["losses"].items() if v}})  # fmt: skip
             except Exception as e:  # noqa: BLE001
-                m.error = _describe(e)
+                m.error = describe_error(e)
 
 
 def train_batched(
@@ -186,7 +186,7 @@ def train_batched(
         try:
             m = prepare(p, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible)
         except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
-            results[p.id] = TaskResult(p.id, "failed", _describe(e), time.perf_counter() - t0)
+            results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
             continue
         if isinstance(m, Skipped):
             results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)

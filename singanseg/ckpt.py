@@ -10,6 +10,7 @@ training resumes exactly.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -19,13 +20,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from singanseg.errors import UserError
 from singanseg.io import sha256_file, write_text
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing, corrupted or incompatible; the message names the file."""
 
 
@@ -117,15 +119,23 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
 
 
+def _own_version() -> str:
+    """The installed distribution's version; the source tree's when run uninstalled (PYTHONPATH)."""
+    try:
+        return importlib.metadata.version("singanseg")
+    except importlib.metadata.PackageNotFoundError:
+        from singanseg import __version__
+
+        return __version__
+
+
 def library_versions() -> dict[str, str]:
     """Versions recorded in every checkpoint (what produced it)."""
     import numpy
     import safetensors
 
-    import singanseg
-
     return {
-        "singanseg": singanseg.__version__,
+        "singanseg": _own_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "safetensors": safetensors.__version__,

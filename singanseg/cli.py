@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from singanseg import __version__
-from singanseg.ckpt import CheckpointError
 from singanseg.config import PRESETS, preset
+from singanseg.errors import UserError
 from singanseg.io import InputError, check_plain_name, clean_stale_tmp
-from singanseg.typed import ConfigError, parse_sets
+from singanseg.typed import parse_sets
 
-USER_ERRORS = (InputError, ConfigError, CheckpointError, ValueError, FileNotFoundError)
+USER_ERRORS = (UserError,)  # singanseg.errors: input, config, checkpoint, weights, executor
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -6,8 +6,8 @@ config.py@38759f7, run with `--nc_im 4 --nc_z 4` as in singan-seg `train.sh`). O
 differ from the authors' code are named and documented in docs/deviations/singan.md; each
 has the paper's behaviour available.
 
-Presets are named after what they reproduce: `paper` (the authors' training run) and
-`smoke` (tiny sizes for a 2-core CPU; exercises the plumbing, reproduces nothing).
+Presets are params.yaml's profiles (singanseg/profiles.py): `paper` (the authors' training
+run) and `smoke` (tiny sizes for a 2-core CPU; exercises the plumbing, reproduces nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from singanseg.profiles import ProfilePresets
 from singanseg.typed import ConfigError, from_mapping, to_mapping
 
 
@@ -141,19 +142,9 @@ class SinGANConfig:
         return min(self.nfc * growth, self.nfc_max), min(self.min_nfc * growth, self.nfc_max)
 
 
-PRESETS: dict[str, dict] = {
-    # The authors' training run (paper.md s1): every default above.
-    "paper": {},
-    # 2-core CPU smoke run: a 40 px pyramid of 3-4 scales, 8 channels, 30 iterations.
-    "smoke": {
-        "max_size": 40,
-        "min_size": 20,
-        "nfc": 8,
-        "min_nfc": 8,
-        "niter": 30,
-        "lr_milestone": 24,
-    },
-}
+# profile name -> the model config of params.yaml's `singan.model` under that profile
+# (`paper` = the base values = the defaults above; tests/test_profiles.py checks they agree).
+PRESETS = ProfilePresets("singan", "model")
 
 
 def preset(name: str, **overrides) -> SinGANConfig:

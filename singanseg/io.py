@@ -26,6 +26,8 @@ import numpy as np
 from natsort import natsorted
 from PIL import Image, UnidentifiedImageError
 
+from singanseg.errors import UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 MASK_THRESHOLD = 127  # > 127 is foreground, as the paper's loaders (paper.md section 1)
 # A pixel of a mask further than this from both 0 and 255 counts as ambiguous: JPEG
@@ -35,7 +37,7 @@ AMBIGUOUS_MARGIN = 64
 log = logging.getLogger(__name__)
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """Bad input data; the message names the file and the problem."""
 
 
@@ -200,13 +202,19 @@ def list_pairs(root: str | os.PathLike, images: str = "images", masks: str = "ma
     return [Pair(i, imgs[i], msks[i]) for i in natural_sorted(imgs)]
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (checksums of archives, weights, checkpoints)."""
-    h = hashlib.sha256()
+def file_digests(path: str | os.PathLike, *algorithms: str) -> dict[str, str]:
+    """Hex digests of a file in one read, 1 MiB blocks at a time: {"sha256": ..., "sha1": ...}."""
+    hashes = {a: hashlib.new(a) for a in algorithms or ("sha256",)}
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (checksums of archives, weights, checkpoints): the suite's one."""
+    return file_digests(path, "sha256")["sha256"]
 
 
 def _umask() -> int:

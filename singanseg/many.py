@@ -1,7 +1,7 @@
 """Train one SinGAN-Seg model per image/mask pair of a dataset folder (`singanseg train-many`).
 
 The paper trains one SinGAN-Seg per real image (1000 Kvasir-SEG models; paper.md s1,
-issue 8). Each pair is one task of `pipeline.executors.run_tasks`, so the same call runs
+issue 8). Each pair is one task of `singanseg.executors.run_tasks`, so the same call runs
 in-process, in a process pool or on a Ray cluster. A task is idempotent (design notes,
 "Decisions"): a model folder whose `model.json` says `complete` with the same config is
 skipped without loading a tensor, a partial one resumes after its last finished scale
@@ -13,22 +13,30 @@ alone: its id and error are reported, the others finish.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.executors import ExecutorConfig, ExecutorError, Skipped, TaskResult, run_tasks
 from singanseg.config import PRESETS, SinGANConfig, config_from_dict, preset
 from singanseg.device import resolve_device
-from singanseg.io import list_pairs, write_text
+from singanseg.executors import (
+    ExecutorConfig,
+    ExecutorError,
+    Skipped,
+    TaskResult,
+    failed_ids,
+    run_tasks,
+    status_counts,
+)
+from singanseg.io import Pair, list_pairs, write_text
 from singanseg.model import MODEL_JSON, config_of, read_model_json
+from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
 RECORD = "train_many.json"
@@ -63,23 +71,20 @@ def train_one(
     config: dict[str, Any],
     seed: int | None,
     on_incompatible: str = "error",
-    parent_run_id: str | None = None,
-    tracking_uri: str | None = None,
+    tracker: Tracker | None = None,
     device: str = "auto",
 ) -> dict[str, Any] | Skipped:
     """One task: train (or resume, or skip) the model of one pair into folder `out`.
 
-    Runs in a worker; takes only paths, a plain config and a run id, and returns a small
-    summary. `on_incompatible: retrain` deletes a folder trained with another config, seed
-    or input and trains afresh (for DVC stages, whose rerun means the inputs changed);
-    `error` (the library's default) leaves it alone and fails the task. `parent_run_id`:
-    log the per-scale metrics into an MLflow child run of that run (workers only log), in
-    the driver's store `tracking_uri` (a worker's cwd or environment may differ). `device`
-    is resolved in the worker: on Ray a task given a GPU sees only its own
-    (CUDA_VISIBLE_DEVICES), so `auto` is that GPU there and the CPU in a task without one.
+    Runs in a worker; takes only paths, a plain config and a picklable tracker, and returns
+    a small summary. `on_incompatible: retrain` deletes a folder trained with another
+    config, seed or input and trains afresh (for DVC stages, whose rerun means the inputs
+    changed); `error` (the library's default) leaves it alone and fails the task.
+    `tracker`: log the per-scale metrics into a child run named after the model folder
+    (singanseg.tracking; the pipeline hands in its MLflow run). `device` is resolved in the
+    worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
+    that GPU there and the CPU in a task without one.
     """
-    if tracking_uri is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     from singanseg.api import IncompatibleModelError, train
 
     cfg = config_from_dict(config, "train-many config")
@@ -91,13 +96,10 @@ def train_one(
         if meta["complete"] and same:
             return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
         resumed = same and int(meta["finished_scales"]) > 0
-    with _child_run(parent_run_id, folder.name) as child:
+    with or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
 
         def on_scale(n: int, summary: dict) -> None:
-            if child is not None:
-                from pipeline.tracking import log_metrics
-
-                log_metrics(child, {f"scale.{k}": v for k, v in summary.items()}, step=n)
+            child.log_metrics({f"scale.{k}": v for k, v in summary.items()}, step=n)
 
         def fit():
             return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, device=device)
@@ -111,26 +113,12 @@ def train_one(
             resumed = False
             model = fit()
         meta = read_model_json(folder)
-        if child is not None:
-            from pipeline.tracking import log_metrics
-
-            log_metrics(child, {"num_scales": model.num_scales, "seed": int(meta["seed"])})
+        child.log_metrics({"num_scales": model.num_scales, "seed": int(meta["seed"])})
     return {"seed": int(meta["seed"]), "scales": model.num_scales, "resumed": resumed}
 
 
-@contextlib.contextmanager
-def _child_run(parent_run_id: str | None, image_id: str) -> Iterator[Any]:
-    if parent_run_id is None:
-        yield None
-        return
-    from pipeline.tracking import child_run
-
-    with child_run(parent_run_id, image_id, tags={"image_id": image_id}) as run:
-        yield run
-
-
 def _select_shard(ids: Sequence[str], shard: tuple[int, int] | None) -> slice:
-    """Shard `k` of `n`: every n-th id from the k-th, as the `train_singan` stage shards."""
+    """Shard `k` of `n`: every n-th id from the k-th (the one sharding rule: `select_pairs`)."""
     if shard is None:
         return slice(None)
     k, n = shard
@@ -139,19 +127,33 @@ def _select_shard(ids: Sequence[str], shard: tuple[int, int] | None) -> slice:
     return slice(k, None, n)
 
 
+def select_pairs(
+    data_dir: str | os.PathLike, limit: int | None = None, shard: tuple[int, int] | None = None
+) -> list[Pair]:
+    """The pairs a run trains: the first `limit` in `list_pairs` order, then shard `k` of `n`.
+
+    The one sharding rule, used by `train_many` and the `train_singan` stage (which also
+    needs it to know which model folders of its persistent out folder are its own).
+    """
+    pairs = list_pairs(data_dir)[:limit]
+    return pairs[_select_shard([p.id for p in pairs], shard)]
+
+
 def summary_line(results: Sequence[TaskResult], max_ids: int = 20) -> str:
     """`3 pairs: 1 trained (1 resumed), 1 skipped, 1 failed: c (InputError: ...)`."""
-    done = [r for r in results if r.status == "done"]
-    resumed = sum(bool(isinstance(r.value, dict) and r.value.get("resumed")) for r in done)
-    failed = [r for r in results if r.status == "failed"]
-    line = (
-        f"{len(results)} pairs: {len(done)} trained ({resumed} resumed), "
-        f"{sum(r.status == 'skipped' for r in results)} skipped, {len(failed)} failed"
+    counts = status_counts(results)
+    resumed = sum(
+        bool(r.status == "done" and isinstance(r.value, dict) and r.value.get("resumed"))
+        for r in results
     )
-    if failed:
-        ids = ", ".join(r.task_id for r in failed[:max_ids])
-        more = f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
-        line += f": {ids}{more} (first error: {failed[0].task_id}: {failed[0].error})"
+    line = (
+        f"{len(results)} pairs: {counts['done']} trained ({resumed} resumed), "
+        f"{counts['skipped']} skipped, {counts['failed']} failed"
+    )
+    ids = failed_ids(results, max_ids)
+    if ids:
+        first = next(r for r in results if r.status == "failed")
+        line += f": {ids} (first error: {first.task_id}: {first.error})"
     return line
 
 
@@ -166,7 +168,7 @@ def train_many(
     shard: tuple[int, int] | None = None,
     limit: int | None = None,
     on_incompatible: str = "error",
-    parent_run_id: str | None = None,
+    tracker: Tracker | None = None,
     progress: bool = True,
     device: str = "auto",
 ) -> ManyResult:
@@ -174,8 +176,8 @@ def train_many(
 
     `batch` K > 1 trains K models at a time as one batched computation in this process
     (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N ids (natural-sort order); `shard=(k, n)` then
-    trains every n-th of them from the k-th. `on_incompatible` and `parent_run_id`: see
-    `train_one` (a DVC stage passes "retrain" and its MLflow run's id). Raises for problems
+    trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
+    `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
     results with status "failed".
     """
@@ -193,16 +195,10 @@ def train_many(
         raise ConfigError(f"on_incompatible: {on_incompatible!r} is not one of 'error', 'retrain'")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit: must be >= 1 (or null for all), got {limit}")
-    pairs = list_pairs(data_dir)[:limit]
-    pairs = pairs[_select_shard([p.id for p in pairs], shard)]
+    pairs = select_pairs(data_dir, limit, shard)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plain = to_mapping(cfg)
-    uri = None
-    if parent_run_id is not None:
-        from pipeline.tracking import tracking_uri
-
-        uri = tracking_uri()
     tasks = [
         (
             p.id,
@@ -213,8 +209,7 @@ def train_many(
                 "config": plain,
                 "seed": image_seed(seed, p.id),
                 "on_incompatible": on_incompatible,
-                "parent_run_id": parent_run_id,
-                "tracking_uri": uri,
+                "tracker": tracker,
                 "device": device,
             },
         )
@@ -389,6 +384,7 @@ __all__ = [
     "add_train_many_command",
     "image_seed",
     "run_train_many_command",
+    "select_pairs",
     "summary_line",
     "train_many",
     "train_one",

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from singanseg.errors import UserError
 from singanseg.imresize import imresize
 from singanseg.io import check_plain_name, write_png
 from singanseg.training import pad
@@ -32,7 +33,7 @@ from singanseg.training import pad
 MASK_THRESHOLD = 0.5  # manipulate.py::SinGAN_generate_clean: (mask > 0.5) * 255
 
 
-class SampleError(ValueError):
+class SampleError(UserError):
     """Bad sampling request (e.g. gen_start_scale out of range)."""
 
 

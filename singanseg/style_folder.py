@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from singanseg.errors import UserError
 from singanseg.io import (
     IMAGE_SUFFIXES,
     InputError,
@@ -229,6 +230,6 @@ def run_stylize_command(args: argparse.Namespace) -> int:
         )
         print(f"wrote {out} (weights: {prov['weights']})")
         return 0
-    except ValueError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
+    except UserError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
         print(f"singanseg stylize: error: {e}", file=sys.stderr)
         return 2

@@ -281,9 +281,9 @@ def train_single_scale(
             progress.update(1)
             if epoch % 25 == 0 or epoch == cfg.niter - 1:
                 progress.set_postfix(
-                    errD=f"{float(errD):.3f}",
-                    errG=f"{float(errG):.3f}",
-                    rec=f"{float(rec_loss):.4f}",
+                    errD=f"{float(errD.detach()):.3f}",
+                    errG=f"{float(errG.detach()):.3f}",  # no requires_grad UserWarning
+                    rec=f"{float(rec_loss.detach()):.4f}",
                 )
     losses = {k: torch.stack(v).float().tolist() for k, v in hist.items()}
     return z_opt, losses

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from singanseg.errors import WeightsError
 from singanseg.io import sha256_file
 
 # ImageNet statistics, as the authors' loader (`transforms.Normalize`, paper.md section 2)
@@ -26,8 +27,8 @@ _VGG_CFG = {"vgg16": "D", "vgg19": "E"}  # torchvision's layer configurations
 VGG_MODELS = tuple(_VGG_CFG)  # the backbones `load_vgg` builds
 
 
-class VGGWeightsError(ValueError):
-    """VGG weights are missing or unusable; the message says how to provide them offline."""
+# VGG weights are missing or unusable: the suite's one weights error (singanseg.errors)
+VGGWeightsError = WeightsError
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_bad_input_errors_name_the_problem(tmp_path, kvasir_dir):
             "dcgan",
             _pair_dir(tmp_path / "few", size=(70, 70)),
             tmp_path / "m",
-            make_config("dcgan", "smoke"),
+            make_config("dcgan", "smoke", {"batch_size": 8}),  # the paper's batch (smoke: 4)
             progress=False,
         )
     with pytest.raises(
@@ -115,7 +115,7 @@ def _checkpoint_tensors(folder):
 
 
 def test_resume_ends_in_the_same_state_as_an_uninterrupted_run(tmp_path, kvasir_dir):
-    config = make_config("dcgan", "smoke", {"niter": 6, "checkpoint_every": 2})
+    config = make_config("dcgan", "smoke", {"niter": 6, "checkpoint_every": 2, "batch_size": 8})
     kw = dict(config=config, seed=3, num_images=8, progress=False)
     full = train("dcgan", kvasir_dir, tmp_path / "full", **kw)
     assert train("dcgan", kvasir_dir, tmp_path / "cut", stop_at=3, **kw) is None

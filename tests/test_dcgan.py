@@ -57,7 +57,7 @@ def test_generation_point_is_after_epoch_index_500():
 
 def test_model_is_frozen_at_the_generation_epoch(tmp_path, kvasir_dir):
     # 8 images, batch 8: one iteration per epoch; generate from epoch index 1 of 4
-    config = make_config("dcgan", "smoke", {"niter": 4, "generate_from_epoch": 1})
+    config = make_config("dcgan", "smoke", {"niter": 4, "generate_from_epoch": 1, "batch_size": 8})
     model = train("dcgan", kvasir_dir, tmp_path / "m", config, num_images=8, progress=False)
     assert model.meta["iteration"] == 2
     from singanseg.ckpt import load_state

@@ -1,4 +1,4 @@
-"""pipeline.executors: local (in-process, process pool) and Ray on a real local cluster.
+"""singanseg.executors: local (in-process, process pool) and Ray on a real local cluster.
 
 The task functions below are module-level on purpose: the process pool and Ray workers
 import them by reference, as they import singanseg's real task functions.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.executors import (
+from singanseg.executors import (
     ExecutorConfig,
     ExecutorError,
     RayExecutor,
@@ -177,7 +177,7 @@ def test_unreachable_ray_address_fails_fast_naming_it():
     # In a fresh interpreter: a Ray connection already open in this one would be reused.
     # The subprocess timeout only guards against a hang (Ray itself waits minutes).
     code = (
-        "from pipeline.executors import ExecutorConfig, run_tasks\n"
+        "from singanseg.executors import ExecutorConfig, run_tasks\n"
         "run_tasks(print, [('a', {})], ExecutorConfig(executor='ray'), progress=False)\n"
     )
     for cfg_addr in ("127.0.0.1:1", None):
@@ -210,7 +210,7 @@ def test_unreachable_ray_address_fails_fast_naming_it():
 def ray_cluster():
     """One local cluster for the module, started by the executor itself (on 127.0.0.1)."""
     # not pytest.importorskip: importing ray here, before the executor, would bind the
-    # cluster to the machine's outward address (see pipeline.executors_ray._import_ray)
+    # cluster to the machine's outward address (see singanseg.executors_ray._import_ray)
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (optional extra: pip install '.[ray]')")
     ex = RayExecutor(ExecutorConfig(executor="ray"))
@@ -268,7 +268,7 @@ def test_ray_address_of_a_running_cluster(ray_cluster):
     probe_ray_address(gcs)  # a real GCS passes the probe
     code = (
         "import os\n"
-        "from pipeline.executors import ExecutorConfig, run_tasks\n"
+        "from singanseg.executors import ExecutorConfig, run_tasks\n"
         f"[r] = run_tasks(os.getpid, [('a', {{}})], ExecutorConfig(executor='ray', ray_address={gcs!r}), progress=False)\n"
         "assert r.status == 'done' and r.value != os.getpid(), r\n"
         "print('ok', r.value)\n"

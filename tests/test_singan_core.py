@@ -205,3 +205,17 @@ def test_a_model_from_before_adam_impl_is_not_taken_for_a_fused_one(tmp_path):
     with pytest.raises(IncompatibleModelError, match="adam_impl"):
         train(rgba[..., :3], rgba[..., 3], tmp_path / "m", cfg, seed=1, progress=False)
     assert load(tmp_path / "m").config.adam_impl == "loop"
+
+
+def test_training_with_progress_warns_nothing(tmp_path):
+    # `float(errG)` on a tensor that requires grad raised a torch UserWarning in every run
+    import warnings
+
+    rgba = np.zeros((40, 48, 4), np.uint8)
+    rgba[..., :3] = np.random.default_rng(0).integers(0, 255, (40, 48, 3))
+    rgba[10:25, 12:30, 3] = 255
+    cfg = preset("smoke", niter=2, max_size=32, min_size=24)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(rgba[..., :3], rgba[..., 3], tmp_path / "m", cfg, seed=1, progress=True)
+    assert [str(w.message) for w in caught if "requires_grad" in str(w.message)] == []

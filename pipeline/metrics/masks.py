@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from singanseg.io import IMAGE_SUFFIXES, InputError, read_mask, write_png
+from singanseg.typed import ConfigError
 
 from .lpips_diversity import group_by_model
 
@@ -45,7 +46,7 @@ def distribution(values, bin_width: float = 5.0) -> dict:
     if v.size == 0:
         raise InputError("mask distribution: no masks")
     if not 0 < bin_width <= 100:
-        raise ValueError(f"bin_width: must be in (0, 100], got {bin_width}")
+        raise ConfigError(f"bin_width: must be in (0, 100], got {bin_width}")
     edges = np.arange(0.0, 100.0 + bin_width / 2, bin_width)
     if edges[-1] < 100.0:
         edges = np.append(edges, 100.0)

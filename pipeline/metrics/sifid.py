@@ -132,7 +132,7 @@ def sifid_folders(
     if net is None:
         net = load_inception(options.network, options.weights, options.weights_dir, resize=options.resize, device=device)
     elif net.resize != options.resize:
-        raise ValueError(f"sifid: the given network resizes={net.resize} but options.resize={options.resize}")
+        raise ConfigError(f"sifid: the given network resizes={net.resize} but options.resize={options.resize}")
     tap = SIFID_TAPS[options.dims]
     real_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rows = []

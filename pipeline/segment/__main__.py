@@ -14,7 +14,8 @@ import sys
 from pipeline.params import DEFAULT_PARAMS, active_profile, load_section
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs
-from singanseg.typed import ConfigError, parse_sets, replace
+from singanseg.errors import UserError
+from singanseg.typed import parse_sets, replace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.segment.run import run_experiment
 
         record = run_experiment(args.experiment, args.fold, params, profile=profile)
-    except (ConfigError, ValueError) as e:  # InputError/ExperimentError are ValueErrors
+    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     for protocol, r in record["protocols"].items():

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pipeline.segment.model import ModelParams
+from singanseg.typed import ConfigError
 
 Protocol = Literal["paper", "clean"]
 
@@ -60,7 +61,7 @@ class TrainParams:
     def validate(self, where: str) -> None:
         for key in ("epochs", "batch_size", "val_batch_size", "img_size"):
             if getattr(self, key) < 1:
-                raise ValueError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
+                raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,6 @@ class SegmentParams:
 
     def validate(self, where: str) -> None:
         if not self.protocols:
-            raise ValueError(f"{where}.protocols: name at least one of 'paper', 'clean'")
+            raise ConfigError(f"{where}.protocols: name at least one of 'paper', 'clean'")
         if not 0 < self.clean_val_fraction < 1:
-            raise ValueError(f"{where}.clean_val_fraction: must be in (0, 1), got {self.clean_val_fraction}")
+            raise ConfigError(f"{where}.clean_val_fraction: must be in (0, 1), got {self.clean_val_fraction}")

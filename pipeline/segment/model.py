@@ -21,9 +21,12 @@ from typing import Literal
 
 import torch
 
+from singanseg.errors import WeightsError
+from singanseg.typed import ConfigError
 
-class WeightsUnavailable(RuntimeError):
-    """Pretrained encoder weights could not be loaded (offline, not cached)."""
+# pretrained encoder weights could not be loaded (offline, not cached): the suite's one
+# weights error (singanseg.errors)
+WeightsUnavailable = WeightsError
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,9 @@ class ModelParams:
 
     def validate(self, where: str) -> None:
         if self.classes != 2:
-            raise ValueError(f"{where}.classes: must be 2 (background, polyp) as the paper; got {self.classes}")
+            raise ConfigError(f"{where}.classes: must be 2 (background, polyp) as the paper; got {self.classes}")
         if len(self.decoder_channels) != self.encoder_depth:
-            raise ValueError(
+            raise ConfigError(
                 f"{where}.decoder_channels: needs one entry per encoder stage "
                 f"(encoder_depth {self.encoder_depth}), got {len(self.decoder_channels)}"
             )
@@ -74,7 +77,7 @@ def build_model(params: ModelParams) -> torch.nn.Module:
         return cls(**kwargs)
     except (KeyError, ValueError) as e:
         if params.encoder_weights is None or "weights" not in str(e).lower():
-            raise ValueError(f"segment.model: cannot build {params.arch} with encoder {params.encoder_name!r} ({e})") from None
+            raise ConfigError(f"segment.model: cannot build {params.arch} with encoder {params.encoder_name!r} ({e})") from None
         raise WeightsUnavailable(_remedy(params, e)) from None
     except (OSError, RuntimeError) as e:  # download or hub-cache failure
         if params.encoder_weights is None:

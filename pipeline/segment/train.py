@@ -23,6 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import TrainParams
 from singanseg.device import resolve_device
+from singanseg.io import InputError
+from singanseg.typed import ConfigError
 
 
 class IndexedDataset(Dataset):
@@ -69,7 +71,7 @@ def make_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
         # (I + s) / (I + fp/2 + fn/2 + s) = (2I + 2s) / (|pr| + |gt| + 2s), so smooth 0.5
         # reproduces smp.utils DiceLoss's (2I + 1) / (|pr| + |gt| + 1) (its eps = 1).
         return smp.losses.DiceLoss(mode="multiclass", classes=[1], from_logits=True, smooth=0.5)
-    raise ValueError(f"segment.train.dice_loss: unknown {kind!r} (smp_losses, smp_utils)")
+    raise ConfigError(f"segment.train.dice_loss: unknown {kind!r} (smp_losses, smp_utils)")
 
 
 @torch.no_grad()
@@ -109,7 +111,7 @@ def fit(
 ) -> TrainResult:
     """Train for `params.epochs`; keep the weights of the best validation IoU (per-image mean)."""
     if len(train_ds) == 0:
-        raise ValueError("segment.train: empty training set")
+        raise InputError("segment.train: empty training set")
     device = resolve_device(params.device)
     seed_everything(seed)
     model.to(device)

@@ -11,7 +11,7 @@ Task functions must be module-level (the process pool pickles them by reference)
 picklable kwargs: paths and small configs, never models.
 
 Ray (optional extra, `pip install .[ray]`) is imported only when `executor: ray` is used, as
-is its backend, `pipeline/executors_ray.py` (`RayExecutor`, `probe_ray_address`).
+is its backend, `singanseg/executors_ray.py` (`RayExecutor`, `probe_ray_address`).
 Its resources are *logical*: `num_gpus_per_task: 0.25` lets four tasks share one GPU but
 does not isolate their memory, and a fraction needs a node with a GPU; on a cluster
 without one the request is refused up front instead of queueing forever.
@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from singanseg.errors import UserError
 from singanseg.typed import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.executors_ray import RayExecutor, probe_ray_address
+    from singanseg.executors_ray import RayExecutor, probe_ray_address
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,10 @@ Task = tuple[str, Mapping[str, Any]]
 Status = Literal["done", "skipped", "failed"]
 
 
-class ExecutorError(ValueError):
+class ExecutorError(UserError):
     """The executor cannot run: Ray missing, a cluster unreachable or unable to fit a task.
 
-    A ValueError, as the suite's other user-fixable errors (conventions.md "Code"): the CLIs
-    print its one line instead of a traceback.
+    A UserError (singanseg.errors): the CLIs print its one line instead of a traceback.
     """
 
 
@@ -104,7 +104,7 @@ class Skipped:
     value: Any = None
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     """One line: type, message and the innermost frame, so a failure in a worker is traceable."""
     # Ray's system errors span many lines; a result carries one line of bounded length
     msg = " ".join(f"{type(e).__name__}: {e}".split())[:1000]
@@ -132,7 +132,7 @@ def _run_task(
     try:
         value = fn(**kwargs)
     except Exception as e:  # noqa: BLE001 - one task's failure must not sink the others
-        return TaskResult(task_id, "failed", _describe(e), time.perf_counter() - t0)
+        return TaskResult(task_id, "failed", describe_error(e), time.perf_counter() - t0)
     finally:
         if before is not None:
             _set_threads(before)  # in-process runs must leave the caller's setting alone
@@ -213,7 +213,7 @@ class PoolExecutor(Executor):
 def make_executor(config: ExecutorConfig) -> Executor:
     """The executor `config` names (Ray connects, or starts a local cluster, here)."""
     if config.executor == "ray":
-        from pipeline.executors_ray import RayExecutor
+        from singanseg.executors_ray import RayExecutor
 
         return RayExecutor(config)
     if config.num_gpus_per_task or config.ray_address:
@@ -287,7 +287,7 @@ def run_tasks(
                     if _crashed(e):
                         casualties.append(i)
                     else:
-                        settle(i, TaskResult(tid, "failed", _describe(e), 0.0))
+                        settle(i, TaskResult(tid, "failed", describe_error(e), 0.0))
                 if len(pending) >= window:
                     return
 
@@ -305,7 +305,7 @@ def run_tasks(
                         settle(
                             i,
                             TaskResult(
-                                todo[i][0], "failed", _describe(e), time.perf_counter() - t0
+                                todo[i][0], "failed", describe_error(e), time.perf_counter() - t0
                             ),
                         )
             fill()
@@ -327,7 +327,7 @@ def run_tasks(
                 why = (
                     "its worker process died (crash or out of memory)"
                     if _crashed(e)
-                    else _describe(e)
+                    else describe_error(e)
                 )
                 settle(i, TaskResult(tid, "failed", why, time.perf_counter() - t0))
     finally:
@@ -337,17 +337,24 @@ def run_tasks(
     return [r for r in results if r is not None]
 
 
-def summarize(results: Sequence[TaskResult], max_ids: int = 20) -> str:
-    """`3 done, 1 skipped, 1 failed (a1)`: counts, then the failed ids."""
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    line = ", ".join(f"{n} {s}" for s, n in counts.items())
+def status_counts(results: Sequence[TaskResult]) -> dict[str, int]:
+    """{"done": n, "skipped": n, "failed": n}: the counts every summary line starts from."""
+    return {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+
+
+def failed_ids(results: Sequence[TaskResult], max_ids: int = 20) -> str:
+    """`a, b, +3 more`: the failed tasks' ids, at most `max_ids` of them ("" when none failed)."""
     failed = [r.task_id for r in results if r.status == "failed"]
-    if failed:
-        shown = ", ".join(failed[:max_ids]) + (
-            f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
-        )
-        line += f" ({shown})"
-    return line
+    more = f", +{len(failed) - max_ids} more" if len(failed) > max_ids else ""
+    return ", ".join(failed[:max_ids]) + more if failed else ""
+
+
+def summarize(results: Sequence[TaskResult], max_ids: int = 20) -> str:
+    """`3 done, 1 skipped, 1 failed (a1)`: counts, then the failed ids (train-many words it
+    for models: singanseg.many.summary_line, from the same counts and ids)."""
+    line = ", ".join(f"{n} {s}" for s, n in status_counts(results).items())
+    ids = failed_ids(results, max_ids)
+    return f"{line} ({ids})" if ids else line
 
 
 _RAY_NAMES = ("PROBE_TIMEOUT_S", "RayExecutor", "probe_ray_address")
@@ -355,9 +362,9 @@ _RAY_NAMES = ("PROBE_TIMEOUT_S", "RayExecutor", "probe_ray_address")
 
 def __getattr__(name: str) -> Any:
     # The Ray backend's names, loaded on first use: importing this module must not load it
-    # (nor ray), yet `from pipeline.executors import RayExecutor` keeps working.
+    # (nor ray), yet `from singanseg.executors import RayExecutor` keeps working.
     if name in _RAY_NAMES:
-        from pipeline import executors_ray
+        from singanseg import executors_ray
 
         return getattr(executors_ray, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -375,6 +382,8 @@ __all__ = [
     "TaskResult",
     "make_executor",
     "probe_ray_address",
+    "failed_ids",
     "run_tasks",
+    "status_counts",
     "summarize",
 ]

@@ -1,4 +1,4 @@
-"""The Ray backend of `pipeline.executors` (`executor: ray`), loaded only when it is chosen.
+"""The Ray backend of `singanseg.executors` (`executor: ray`), loaded only when it is chosen.
 
 Connecting to a cluster (or starting a local one on 127.0.0.1), resolving its address from
 `ray_address` or RAY_ADDRESS, failing within seconds at an unreachable address, and running
@@ -16,10 +16,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.executors import Executor, ExecutorConfig, ExecutorError, _describe
+from singanseg.executors import Executor, ExecutorConfig, ExecutorError, describe_error
 
-# The backend logs as it did inside pipeline.executors, so logging set up for it still applies.
-log = logging.getLogger("pipeline.executors")
+# The backend logs as it did inside singanseg.executors, so logging set up for it still applies.
+log = logging.getLogger("singanseg.executors")
 
 PROBE_TIMEOUT_S = 5.0  # an unreachable Ray address must fail within seconds (issue 8, "Bad input")
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -119,7 +119,7 @@ class RayExecutor(Executor):
                 raise
             except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ...
                 where = "a local Ray cluster" if local else f"the Ray cluster at {self.address!r}"
-                raise ExecutorError(f"cannot start or reach {where}: {_describe(e)}") from None
+                raise ExecutorError(f"cannot start or reach {where}: {describe_error(e)}") from None
             self._owned = True
         self.threads = config.threads_per_job or max(1, math.ceil(config.num_cpus_per_task))
         self.max_in_flight = config.jobs
