@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,3 +61,26 @@ def params_hash(section: Any) -> str:
     """Short, stable hash of a resolved section (tags MLflow runs so they trace back to dvc.lock)."""
     blob = json.dumps(to_mapping(section), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def overrides_vs_head(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
+    """The params that differ from the committed file (`git show HEAD:params.yaml`), flattened.
+
+    What `dvc exp run -S key=value` set for this run: a report names them beside the commit,
+    so that "commit X" plus these values is the whole configuration. {} outside git.
+    """
+    import yaml
+
+    from pipeline.tracking import flatten
+
+    path = Path(path)
+    try:
+        shown = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.resolve().parent,
+                               capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if shown.returncode != 0:
+        return {}
+    head = flatten(yaml.safe_load(shown.stdout) or {})
+    now = flatten(read_yaml(path))
+    return {k: now.get(k) for k in sorted(set(head) | set(now)) if head.get(k) != now.get(k)}

@@ -22,9 +22,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline import figures
-from pipeline.params import active_profile, load_section
+from pipeline.claims import claims_frame
+from pipeline.costs import cost_table
+from pipeline.params import active_profile, load_section, overrides_vs_head
+from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
-from pipeline.tables import Table, to_markdown, write_table
+from pipeline.tables import Table, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
 from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
@@ -38,6 +41,7 @@ class ReportParams:
     metrics: str = "metrics"
     synthetic: str = "synthetic"
     real: str = "data/real"
+    models: str = "models/singan"  # the cost table counts models and their training seconds
     averaging: str = "per_image"  # the paper's (smp.utils ValidEpoch) averaging; `micro` also in the CSVs
     sample_models: int = 3  # real images shown in the sample grids (paper Fig 4, 7)
     samples_per_model: int = 5
@@ -62,9 +66,11 @@ def load_segmentation(root: Path) -> pd.DataFrame:
                         "grid": rec["grid"], "experiment": rec["experiment"], "fold": rec["fold"],
                         "protocol": protocol, "averaging": averaging, "score": score, "value": value,
                         "train_size": r["train_size"], "best_epoch": r["best_epoch"],
+                        "encoder": rec["provenance"].get("encoder", "?"),
                         "encoder_weights": rec["provenance"]["encoder_weights"],
                     })  # fmt: skip
-    cols = ["grid", "experiment", "fold", "protocol", "averaging", "score", "value", "train_size", "best_epoch", "encoder_weights"]
+    cols = ["grid", "experiment", "fold", "protocol", "averaging", "score", "value", "train_size", "best_epoch",
+            "encoder", "encoder_weights"]  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -73,7 +79,8 @@ def _order(experiments) -> list[str]:
 
     def key(name: str):
         short = name.split("/", 1)[-1]
-        return (short != "REAL", short.startswith("REAL+"), "ST" in short, short.replace("REAL+", ""))
+        return (short.startswith("TRIVIAL"), short != "REAL", short.startswith("REAL+"), "ST" in short,
+                short.replace("REAL+", ""))  # fmt: skip
 
     return sorted(set(experiments), key=key)
 
@@ -89,14 +96,32 @@ def grid_a_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     folds = stats["count"].unstack()["iou"].reindex(order)
     mean.columns = std.columns = [SCORE_LABELS[s] for s in SCORES]
     mean.insert(0, "folds", folds.astype(int))
+    mean["network weights"] = [row_weights(sub[sub.experiment == e]) for e in mean.index]
     mean.index = [e.split("/", 1)[1] for e in mean.index]
     std.index = mean.index
     mean.index.name = "experiment"
     return Table(
         f"grid_a_{protocol}", f"Grid A (data-rich, 3-fold), {protocol} protocol: UNet++ test scores, mean ± std over folds",
         mean, std, {SCORE_LABELS[s]: "max" for s in SCORES}, caption, digits,
-        notes=[_protocol_note(protocol)],
+        notes=[_protocol_note(protocol), TRIVIAL_NOTE],
+        reference_rows={i for i in mean.index if i.startswith("TRIVIAL")},
     )  # fmt: skip
+
+
+TRIVIAL_NOTE = ("TRIVIAL rows (pipeline/segment/trivial.py) are scored by the same code: TRIVIAL_BACKGROUND "
+                "predicts no polyp, TRIVIAL_MEAN_MASK predicts the mean training mask thresholded at 0.5; "
+                "they show what a score is worth and never take the bold.")
+
+
+def row_weights(rows: pd.DataFrame) -> str:
+    """Which weights produced a row, said in the row: "resnet18 RANDOM-INIT", "none (no network)"."""
+    out = set()
+    for enc, w in rows[["encoder", "encoder_weights"]].drop_duplicates().itertuples(index=False):
+        if str(w).startswith("none"):
+            out.add("none (no network)")
+        else:
+            out.add(f"{enc} {'RANDOM-INIT' if 'random' in str(w) else w}")
+    return "; ".join(sorted(out))
 
 
 def _protocol_note(protocol: str) -> str:
@@ -105,7 +130,8 @@ def _protocol_note(protocol: str) -> str:
     return "Clean protocol: model selection on a validation split of the training folds; the test fold is used once."
 
 
-def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, digits: int) -> Table | None:
+def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, digits: int,
+                 samples_per_image: int | str = "segment.grid_b.samples_per_image") -> Table | None:
     sub = df[(df.grid == "B") & (df.protocol == protocol) & (df.averaging == averaging) & (df.score == "iou")]
     if sub.empty:
         return None
@@ -113,18 +139,39 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     sub = sub.assign(kind=parsed["kind"], n=parsed["n"].astype(int))
     mean = sub.pivot_table(index="n", columns="kind", values="value", aggfunc="mean")
     kinds = [k for k in ("REAL", "FAKE", "REAL+FAKE", "FASTGAN", "REAL+FASTGAN") if k in mean.columns]
-    mean = mean[kinds + [k for k in mean.columns if k not in kinds]]
+    kinds += sorted(k for k in mean.columns if k not in kinds and not k.startswith("TRIVIAL"))
+    kinds += sorted(k for k in mean.columns if k.startswith("TRIVIAL"))
+    mean = mean[kinds]
+    mean["network weights"] = [row_weights(sub[(sub.n == n) & ~sub.kind.str.startswith("TRIVIAL")]) for n in mean.index]
     mean.index.name = "N real images"
     mean.index = mean.index.astype(str)
     t = Table(
         f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU vs the number N of real images",
         mean, None, {}, caption, digits, notes=[_protocol_note(protocol),
-        "FAKE: segment.grid_b.samples_per_image SinGAN-Seg samples per real image (the paper: 10, style "
-        "transfer 1:1000) from the same N models; the REAL+FAKE and FASTGAN columns are our additions."],
+        f"FAKE: {samples_per_image} SinGAN-Seg samples per real image (the paper: 10, style "
+        "transfer 1:1000) from the same N models; the REAL+FAKE and FASTGAN columns are our additions.",
+        TRIVIAL_NOTE.replace("TRIVIAL rows", "TRIVIAL columns")],
     )  # fmt: skip
     # best per row (which training set wins at each N) rather than per column
     t.better = {}
     return t
+
+
+def grid_b_scores(df: pd.DataFrame, protocol: str, averaging: str, digits: int) -> Table | None:
+    """Grid B as machine-readable rows: experiment, kind, N and every score (one fold: no std)."""
+    sub = df[(df.grid == "B") & (df.protocol == protocol) & (df.averaging == averaging)]
+    if sub.empty:
+        return None
+    mean = sub.pivot_table(index="experiment", columns="score", values="value", aggfunc="mean")[list(SCORES)]
+    mean.columns = [SCORE_LABELS[s] for s in SCORES]
+    parsed = mean.index.str.extract(r"^B/(?P<kind>.+)_N(?P<n>\d+)$")
+    mean.insert(0, "N", parsed["n"].astype(int).values)
+    mean.insert(0, "kind", parsed["kind"].values)
+    mean["network weights"] = [row_weights(sub[sub.experiment == e]) for e in mean.index]
+    mean = mean.sort_values(["N", "kind"])
+    mean.index = [e.split("/", 1)[1] for e in mean.index]
+    mean.index.name = "experiment"
+    return Table(f"grid_b_{protocol}_scores", f"Grid B, {protocol} protocol: every score", mean, None, {}, "", digits)
 
 
 def grid_b_figure(df: pd.DataFrame, averaging: str, path: Path) -> Path | None:
@@ -193,51 +240,85 @@ def sample_grids(params: ReportParams, out: Path) -> list[Path]:
 # ------------------------------------------------------------------ index
 
 
-def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str) -> str:
+PROFILE_NOTES = {
+    "smoke": " — a smoke run on generated phantom data with tiny networks and iteration counts. "
+             "These numbers test the pipeline; they are **not** the paper's results.",
+    "cpu": " — the paper's protocol on real pairs, every size cut to run on 2 CPU cores (params.yaml, "
+           "`profiles.cpu`, gives each cut beside the paper's value). A check of the method at small "
+           "scale, not the paper's numbers.",
+}  # fmt: skip
+# paths a run itself rewrites: they do not make the commit "dirty" (the params set are listed)
+RUN_WRITES = ("params.yaml", "dvc.lock", "reports/")
+
+
+def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str,
+           overrides: dict[str, Any] | None = None, total_seconds: float | None = None) -> str:
     lines = [
         "# singanseg results",
         "",
-        f"- **Profile: `{profile}`**" + (
-            " — a smoke run on generated phantom data with tiny networks and iteration counts. "
-            "These numbers test the pipeline; they are **not** the paper's results." if profile == "smoke" else ""
-        ),
+        f"- **Profile: `{profile}`**" + PROFILE_NOTES.get(profile, ""),
         f"- Data: `{data_source}`",
         f"- Commit: `{commit}`",
-        "- Weights behind the numbers: "
-        + ("; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(provenance.items())) or "none recorded"),
     ]  # fmt: skip
+    if overrides:
+        lines.append("- Params set for this run: " + ", ".join(f"`{k}={v}`" for k, v in overrides.items())
+                     + " (on top of the commit's params.yaml)")  # fmt: skip
+    if total_seconds is not None:
+        lines.append(f"- Total wall time: {total_seconds / 60:.1f} minutes (the cost table below)")
+    lines.append("- Weights behind the numbers: "
+                 + ("; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(provenance.items())) or "none recorded"))  # fmt: skip
     if any("random" in w for ws in provenance.values() for w in ws):
         lines.append(
             "- **Some numbers come from randomly initialised networks** (no pretrained weights were "
-            "available): they are plumbing checks, not comparable with published values."
+            "available): each such row says RANDOM in its `network weights` column; they are not "
+            "comparable with published values."
         )
     return "\n".join(lines) + "\n"
 
 
-def build(params: ReportParams, out: Path, profile: str, data_source: str) -> dict[str, Any]:
+def build(params: ReportParams, out: Path, profile: str, data_source: str,
+          overrides: dict[str, Any] | None = None, samples_per_image: int | str = "?") -> dict[str, Any]:
     metrics = Path(params.metrics)
-    commit = git_commit()
+    commit = git_commit(ignore=RUN_WRITES)
     caption = f"Profile {profile}; data {data_source}; commit {commit[:12]}"
     provenance: dict[str, set[str]] = {}
     tables: list[Table] = []
     missing: list[str] = []
 
-    q_tables, q_figures, q_prov, q_missing = quality_tables(metrics / "quality", out / "figures", caption, params.digits)
-    tables += q_tables
+    cost, cost_summary = cost_table(metrics / "timings", sorted(Path(params.models).glob("shard*")),
+                                    Path(params.synthetic), metrics / "segmentation", caption)  # fmt: skip
+    q_tables, q_figures, q_prov, q_missing = quality_tables(metrics / "quality", out / "figures", caption, params.digits,
+                                                            synthetic=Path(params.synthetic))  # fmt: skip
     missing += q_missing
     for k, v in q_prov.items():
         provenance.setdefault(k, set()).update(v)
 
     seg = load_segmentation(metrics / "segmentation")
     if not seg.empty:
-        provenance.setdefault("UNet++ encoder", set()).update(seg.encoder_weights.unique())
+        provenance.setdefault("UNet++ encoder", set()).update(
+            seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
+    claims = claims_frame(seg, quality_sets(metrics / "quality"), style_weights(Path(params.synthetic)))
+    tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
+                        caption, params.digits, notes=[CLAIMS_NOTE]))  # fmt: skip
+    tables += q_tables
     for maker, label in ((grid_a_table, "grid A"), (grid_b_table, "grid B")):
         for protocol in ("paper", "clean"):
-            t = maker(seg, protocol, params.averaging, caption, params.digits) if not seg.empty else None
+            if seg.empty:
+                t = None
+            elif maker is grid_b_table:
+                t = maker(seg, protocol, params.averaging, caption, params.digits, samples_per_image)
+            else:
+                t = maker(seg, protocol, params.averaging, caption, params.digits)
             if t is None:
                 missing.append(f"{label}, {protocol} protocol (stage `segment`)")
             else:
                 tables.append(t)
+    extra_csv = [t for p in ("paper", "clean") if not seg.empty
+                 and (t := grid_b_scores(seg, p, params.averaging, params.digits)) is not None]  # fmt: skip
+    if cost is not None:
+        tables.append(cost)
+    else:
+        missing.append("cost table (no metrics/timings: stages run outside `dvc repro`)")
     figs = list(q_figures)
     if not seg.empty:
         for maker, name in ((lambda p: grid_b_figure(seg, params.averaging, p), "grid_b.png"),
@@ -249,9 +330,15 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str) -> di
 
     for t in tables:
         write_table(t, out / "tables")
-    parts = [header(profile, commit, provenance, data_source), "## Tables", ""]
+    for t in extra_csv:
+        write_text(out / "tables" / f"{t.name}.csv", to_csv(t))
+    parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds")),
+             "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
+    if extra_csv:
+        parts += ["Grid B, every score per experiment (CSV): "
+                  + " · ".join(f"[{t.name}](tables/{t.name}.csv)" for t in extra_csv), ""]  # fmt: skip
     if missing:
         parts += ["### Not available", "", *[f"- {m}" for m in missing], ""]
     parts += ["## Figures", ""]
@@ -259,34 +346,58 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str) -> di
         rel = f.relative_to(out)
         parts += [f"### {f.stem.replace('_', ' ')}", "", f"![{f.stem}]({rel.as_posix()})", ""]
     write_text(out / "README.md", "\n".join(parts))
-    return {"tables": len(tables), "figures": len(figs), "missing": missing}
+    return {"tables": len(tables), "figures": len(figs), "missing": missing, "verdicts": claims["verdict"].to_dict()}
+
+
+CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/claims.py); "
+               "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")
+
+
+def quality_sets(root: Path) -> dict:
+    path = root / "summary.json"
+    return json.loads(path.read_text()).get("sets", {}) if path.is_file() else {}
+
+
+def style_weights(synthetic: Path) -> set[str]:
+    """The VGG16 weights each style-transfer set was made with (synthetic/singan_st*/*/provenance.json)."""
+    out = set()
+    for p in synthetic.glob("singan_st*/*/provenance.json"):
+        rec = json.loads(p.read_text())
+        out.add(str(rec.get("weights") or rec.get("provenance", {}).get("weights") or rec))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default="reports")
+    ap.add_argument("--out", default=None, help="the report folder (default: reports/<profile>)")
     args = ap.parse_args(argv)
     try:
         params = load_section("report", ReportParams, args.params)
         profile = active_profile(args.params)
         from pipeline.data import DataParams
+        from pipeline.segment.config import SegmentParams
 
         data = load_section("data", DataParams, args.params)
+        spi = load_section("segment", SegmentParams, args.params).grid_b.samples_per_image
         source = data.source if data.source != "folder" else f"folder {data.folder}"
+        out = Path(args.out or f"reports/{profile}")
         with stage_run("report", params, enabled=params.track) as run:
-            summary = build(params, Path(args.out), profile, source)
+            summary = build(params, out, profile, source, overrides_vs_head(args.params), spi)
+            index = write_index(out.parent)
             if run is not None:
                 import mlflow
 
-                mlflow.log_artifact(str(Path(args.out) / "README.md"))
-                for t in sorted((Path(args.out) / "tables").glob("*.csv")):
+                mlflow.log_artifact(str(out / "README.md"))
+                for t in sorted((out / "tables").glob("*.csv")):
                     mlflow.log_artifact(str(t), "tables")
     except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
         print(f"report: error: {e}", file=sys.stderr)
         return 2
-    print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {args.out}/README.md"
+    print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
           + (f"; not available: {len(summary['missing'])}" if summary["missing"] else ""))  # fmt: skip
+    for claim, verdict in summary["verdicts"].items():
+        print(f"report: claim: {verdict}: {claim}")
     return 0
 
 

@@ -34,7 +34,27 @@ def _label(name: str) -> str:
     return name
 
 
-def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int):
+def _short(weights: str) -> str:
+    """A provenance string as a row says it: RANDOM loud, pretrained named."""
+    w = str(weights)
+    return "RANDOM-INIT" if "random" in w.lower() else w.split(":", 1)[0]
+
+
+def set_weights(name: str, prov: dict[str, str], synthetic: Path | None) -> str:
+    """Which networks' weights produced one set's row (SIFID/FID Inception, LPIPS trunk, ST VGG16)."""
+    parts = [f"{net}: {_short(w)}" for net, w in sorted(prov.items())]
+    m = _ST.match(name)
+    if m and m["c"] and synthetic is not None:
+        p = synthetic / name / "provenance.json"
+        if p.is_file():
+            rec = json.loads(p.read_text())
+            parts.append(f"style VGG16: {_short(rec.get('weights', '?'))}")
+        else:
+            parts.append("style VGG16: unknown")
+    return "; ".join(parts)
+
+
+def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthetic: Path | None = None):
     """(tables, figures, provenance {what: {weights}}, missing) from metrics/quality."""
     summary_path = root / "summary.json"
     if not summary_path.is_file():
@@ -53,6 +73,7 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int):
             "FID": [sifid_rows[n]["fid"] for n in idx],
             "LPIPS diversity": [sifid_rows[n]["lpips_diversity"] for n in idx],
             "mask fg %": [sifid_rows[n]["mask_foreground_mean"] for n in idx],
+            "network weights": [set_weights(n, summary.get("provenance", {}), synthetic) for n in idx],
         }, index=pd.Index([_label(n) for n in idx], name="SinGAN-Seg samples"))  # fmt: skip
         std = pd.DataFrame({"SIFID": [sifid_rows[n]["sifid_std"] for n in idx]}, index=mean.index)
         sifid_opts = opts["sifid"]
@@ -70,17 +91,18 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int):
     gan_rows = []
     for n, s in sets.items():
         if m := _GAN.match(n):
-            gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s))
+            gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s, n))
     for n, s in sets.items():
         if (m := _ST.match(n)) and not m["c"]:
-            gan_rows.append((GAN_NAMES["singan"] + f" (gen_start_scale {m['gss']})", "each image, one model per image", s))
+            gan_rows.append((GAN_NAMES["singan"] + f" (gen_start_scale {m['gss']})", "each image, one model per image", s, n))
     if gan_rows:
         gan_rows.sort(key=lambda r: (not r[0].startswith("SinGAN-Seg"), r[0], int(r[1]) if r[1].isdigit() else 10**9))
         mean = pd.DataFrame(
             {"FID": [r[2]["fid"] for r in gan_rows], "FID dims": [r[2]["fid_dims"] for r in gan_rows],
              "LPIPS diversity": [r[2]["lpips_diversity"] for r in gan_rows],
-             "mask fg %": [r[2]["mask_foreground_mean"] for r in gan_rows]},
-            index=pd.Index([f"{g}, trained on {k}" for g, k, _ in gan_rows], name="generator"),
+             "mask fg %": [r[2]["mask_foreground_mean"] for r in gan_rows],
+             "network weights": [set_weights(r[3], summary.get("provenance", {}), synthetic) for r in gan_rows]},
+            index=pd.Index([f"{g}, trained on {k}" for g, k, _, _ in gan_rows], name="generator"),
         )  # fmt: skip
         tables.append(Table(
             "gan_comparison", "FID of each generator's samples vs its real training images",

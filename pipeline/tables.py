@@ -31,6 +31,8 @@ class Table:
     caption: str = ""
     digits: int = 3
     notes: list[str] = field(default_factory=list)
+    # rows shown for reference (the TRIVIAL segmenters) never compete for bold
+    reference_rows: set = field(default_factory=set)
 
     def best_rows(self) -> dict[str, set]:
         """For each column with a direction, the row labels holding the best value (ties all bold)."""
@@ -39,6 +41,7 @@ class Table:
             if col not in self.mean.columns:
                 continue
             s = pd.to_numeric(self.mean[col], errors="coerce").dropna()
+            s = s[[i not in self.reference_rows for i in s.index]]
             if s.empty:
                 continue
             target = s.max() if how == "max" else s.min()

@@ -119,8 +119,13 @@ def ensure_experiment(name: str = EXPERIMENT) -> str:
         return exp.experiment_id
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """HEAD's commit, with `-dirty` when tracked files changed; `unknown` outside git."""
+def git_commit(cwd: str | os.PathLike | None = None, ignore: tuple[str, ...] = ()) -> str:
+    """HEAD's commit, with `-dirty` when tracked files changed; `unknown` outside git.
+
+    `ignore`: paths (a trailing `/` for folders) whose changes do not count, for a report
+    that states them another way: `dvc exp run -S` edits params.yaml (the report lists the
+    values it set), and `dvc repro` rewrites dvc.lock and reports/ while it runs.
+    """
     cwd = cwd or Path.cwd()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -129,7 +134,9 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
         )
-        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        changed = [ln[3:].strip().split(" -> ")[-1] for ln in dirty.stdout.splitlines() if ln.strip()]
+        changed = [c for c in changed if not any(c == i or (i.endswith("/") and c.startswith(i)) for i in ignore)]
+        return head.stdout.strip() + ("-dirty" if changed else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
 
@@ -223,6 +230,9 @@ def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None)
 def log_metrics(run: Any, metrics: Mapping[str, float], step: int | None = None) -> None:
     """Log many metrics in one request (one HTTP call per metric through a server otherwise)."""
     if run is None or not metrics:
+        return
+    if isinstance(run, MlflowTracker):  # a tracker handed back by the library (baselines' children)
+        run.log_metrics(metrics, step)
         return
     _log_batch(run.info.run_id, metrics, step)
 

@@ -1,0 +1,102 @@
+"""What a run cost: wall seconds per stage and per unit of work, from the run's own records.
+
+Sources, all written by the run itself (never typed):
+- `metrics/timings/<stage>.json` (pipeline/timed.py): each stage command's wall seconds and
+  the machine it ran on (cores, CPU, GPUs);
+- the units of work, counted in the stage's outputs: SinGAN-Seg models (`model.json`, which
+  also records each scale's training seconds), synthetic pairs, style-transferred images,
+  UNet++ epochs (the segment JSONs record seconds and epochs per protocol).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.tables import Table
+
+# dvc.yaml's stage order; a timing file is `<stage>.json` or `<stage>_<item>.json`
+STAGES = ("data", "train_singan", "generate", "stylize", "train_baselines", "generate_baselines", "quality", "segment")
+
+
+def _count_images(folder: Path) -> int:
+    return sum(1 for p in folder.glob("*/images/*") if p.is_file()) if folder.is_dir() else 0
+
+
+def load_timings(root: Path) -> dict[str, list[dict]]:
+    """{stage: [records of its commands]} (a `foreach` stage has one per item)."""
+    out: dict[str, list[dict]] = {}
+    for path in sorted(root.glob("*.json")):
+        rec = json.loads(path.read_text())
+        stage = next((s for s in sorted(STAGES, key=len, reverse=True) if rec["name"] == s or rec["name"].startswith(s + "_")), None)
+        if stage is not None:
+            out.setdefault(stage, []).append(rec)
+    return out
+
+
+def units(stage: str, models: list[Path], synthetic: Path, segmentation: Path) -> tuple[str, float] | None:
+    """(unit name, how many) of one stage's work, counted in its outputs."""
+    if stage == "train_singan":
+        n = sum(1 for m in models for _ in m.glob("*/model.json"))
+        return ("SinGAN-Seg model", n)
+    if stage == "generate":
+        return ("SinGAN-Seg sample", _count_images(synthetic / "singan"))
+    if stage == "stylize":
+        return ("style-transferred image", sum(_count_images(d) for d in synthetic.glob("singan_st*")))
+    if stage == "generate_baselines":
+        return ("baseline sample", sum(_count_images(synthetic / g) for g in ("dcgan", "progan", "fastgan")))
+    if stage == "segment":
+        epochs = 0
+        for path in segmentation.glob("*/*/fold*.json"):
+            rec = json.loads(path.read_text())
+            epochs += sum(r.get("epochs", 0) for r in rec.get("protocols", {}).values())
+        return ("UNet++ epoch", epochs)
+    return None
+
+
+def singan_seconds_per_model(models: list[Path]) -> float | None:
+    """Mean training seconds inside the process per SinGAN-Seg model (model.json `seconds`)."""
+    totals = []
+    for m in models:
+        for path in m.glob("*/model.json"):
+            rec = json.loads(path.read_text())
+            if rec.get("seconds"):
+                totals.append(sum(rec["seconds"]))
+    return sum(totals) / len(totals) if totals else None
+
+
+def cost_table(timings: Path, models: list[Path], synthetic: Path, segmentation: Path, caption: str,
+               digits: int = 1) -> tuple[Table | None, dict]:
+    """The cost table and a summary {total_seconds, machine} (None, {} without timing records)."""
+    recs = load_timings(timings)
+    if not recs:
+        return None, {}
+    rows, machines = [], set()
+    for stage in STAGES:
+        if stage not in recs:
+            continue
+        seconds = sum(r["seconds"] for r in recs[stage])
+        m = recs[stage][0]["machine"]
+        machines.add(f"{m['cores']} cores ({m['cpu']}), {', '.join(m['gpus']) or 'no GPU'}")
+        u = units(stage, models, synthetic, segmentation)
+        per = seconds / u[1] if u and u[1] else None
+        rows.append({
+            "stage": stage, "commands": len(recs[stage]), "wall seconds": round(seconds, 1),
+            "wall minutes": round(seconds / 60, 2), "unit of work": u[0] if u else "–",
+            "units": int(u[1]) if u else None, "seconds per unit": per,
+            "machine": f"{m['cores']} cores, {m['device']}",
+        })  # fmt: skip
+    df = pd.DataFrame(rows).set_index("stage")
+    total = float(df["wall seconds"].sum())
+    per_model = singan_seconds_per_model(models)
+    notes = [f"Total wall time of the stages above: {total / 60:.1f} minutes "
+             "(the report stage itself is not included)."]  # fmt: skip
+    if per_model is not None:
+        notes.append(f"SinGAN-Seg training inside the process: {per_model:.1f} s per model on average "
+                     "(model.json `seconds`); the stage's seconds per model divide its wall time, with "
+                     "process starts and parallel jobs, by the models it holds.")  # fmt: skip
+    t = Table("costs", "What this run cost: wall time per stage and per unit of work", df, None, {},
+              caption + "; machine: " + "; ".join(sorted(machines)), digits, notes=notes)  # fmt: skip
+    return t, {"total_seconds": total, "machines": sorted(machines), "singan_seconds_per_model": per_model}
