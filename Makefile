@@ -7,7 +7,10 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo test test-fast lint mlflow-ui
+.PHONY: venv demo cpu cpu-pretrained test test-fast lint mlflow-ui
+
+# the real-data check: the cpu profile on a folder of real pairs (images/ + masks/)
+DATA ?= ../shared/data/kvasir-seg-200
 
 venv: $(VENV)/.installed
 
@@ -23,7 +26,24 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	$(RUN) $(BIN)/dvc repro
-	@echo "Results: reports/README.md (tables, figures); metrics/; MLflow: make mlflow-ui"
+	@echo "Results: reports/smoke/README.md (tables, figures; index reports/README.md); metrics/; MLflow: make mlflow-ui"
+
+# The cpu profile (params.yaml: profiles.cpu) on real pairs, offline: networks without
+# downloadable weights run random-init, as the profile says and every table row states.
+# Writes reports/cpu/ (about 40 minutes on 2 cores for 200 pairs: benchmarks/README.md).
+cpu: venv
+	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=folder -S data.folder=$(DATA)
+	@echo "Results: reports/cpu/README.md"
+
+# The same with internet: the 1000 Kvasir-SEG images downloaded, and every network pretrained
+# (VGG16 for style transfer and FastGAN's LPIPS, torchvision's Inception for the authors' SIFID,
+# AlexNet LPIPS, an ImageNet resnet18 encoder); 5x the pairs, so about 5x the time.
+cpu-pretrained: venv
+	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=kvasir-seg \
+	  -S profiles.cpu.stylize.weights=imagenet -S profiles.cpu.baselines.fastgan.weights=imagenet \
+	  -S profiles.cpu.quality.sifid.network=inception_imagenet -S profiles.cpu.quality.lpips.weights=pretrained \
+	  -S profiles.cpu.segment.model.encoder_weights=imagenet
+	@echo "Results: reports/cpu/README.md"
 
 test: venv
 	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

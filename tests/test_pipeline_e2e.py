@@ -97,11 +97,16 @@ def test_every_stage_wrote_its_outputs(project):
 
 
 def test_reports_hold_every_table_and_figure(project):
-    reports = project / "reports"
+    # one report per profile; reports/README.md indexes them (the smoke run never writes elsewhere)
+    assert "[smoke](smoke/README.md)" in (project / "reports" / "README.md").read_text()
+    assert sorted(p.name for p in (project / "reports").iterdir()) == ["README.md", "smoke"]
+    reports = project / "reports" / "smoke"
     index = (reports / "README.md").read_text()
     assert "Profile: `smoke`" in index and "not** the paper's results" in index
     assert "randomly initialised" in index  # smoke runs LPIPS, VGG and UNet++ without pretrained weights
-    for name in ("sifid", "gan_comparison", "grid_a_paper", "grid_a_clean", "grid_b_paper", "grid_b_clean"):
+    assert "-dirty" not in index  # the run's own rewrites (dvc.lock, reports/) do not count
+    for name in ("claims", "costs", "sifid", "gan_comparison", "grid_a_paper", "grid_a_clean", "grid_b_paper",
+                 "grid_b_clean"):
         assert (reports / "tables" / f"{name}.csv").is_file(), name
         tex = (reports / "tables" / f"{name}.tex").read_text()
         assert r"\toprule" in tex and r"\bottomrule" in tex
@@ -111,6 +116,14 @@ def test_reports_hold_every_table_and_figure(project):
         assert f"figures/{fig}.png" in index
     assert list((reports / "figures").glob("samples_phantom_*.png"))
     assert "Not available" not in index
+    # every row computed with a random network says so in the row (the smoke profile has no weights)
+    grid_a = (reports / "tables" / "grid_a_paper.csv").read_text().splitlines()
+    assert "network weights" in grid_a[0]
+    assert all("RANDOM" in row or row.startswith("TRIVIAL") for row in grid_a[1:])
+    assert any(row.startswith("TRIVIAL_MEAN_MASK") for row in grid_a[1:])
+    sifid = (reports / "tables" / "sifid.csv").read_text().splitlines()
+    assert all("lpips: RANDOM-INIT" in row for row in sifid[1:])
+    assert all("style VGG16: RANDOM-INIT" in row for row in sifid[1:] if "ST 1:" in row)
     if shutil.which("pdflatex"):  # every generated table compiles in a minimal document
         body = "".join(f"\\input{{{t.name}}}\n" for t in sorted((reports / "tables").glob("*.tex")))
         doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"

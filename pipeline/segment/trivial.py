@@ -50,15 +50,15 @@ def _masks(ds: PairDataset) -> torch.Tensor:
 
 def score(kind: str, train: PairDataset, test: PairDataset) -> dict[str, dict[str, float]]:
     """Both averaging modes of one trivial segmenter on `test`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown trivial segmenter {kind!r} (known: {', '.join(KINDS)})")
     target = _masks(test)
     if kind == "TRIVIAL_BACKGROUND":
         pred = torch.zeros_like(target)
-    elif kind == "TRIVIAL_MEAN_MASK":
+    else:  # TRIVIAL_MEAN_MASK
         mean = _masks(train).mean(0)
         # the probability map is the mean mask itself; ScoreAccumulator thresholds it at 0.5
         pred = mean.expand_as(target)
-    else:
-        raise ValueError(f"unknown trivial segmenter {kind!r} (known: {', '.join(KINDS)})")
     acc = ScoreAccumulator()
     acc.update(pred, target.long())
     return acc.compute()

@@ -1,0 +1,72 @@
+"""The report's records of a run: stage timings, costs, the commit stamp, the index."""
+
+import json
+import subprocess
+import sys
+
+from pipeline.costs import cost_table, load_timings
+from pipeline.params import overrides_vs_head
+from pipeline.report_index import describe, write_index
+from pipeline.timed import run as timed_run
+from pipeline.tracking import git_commit
+
+
+def test_timed_records_wall_time_exit_code_and_machine(tmp_path):
+    rc = timed_run("train_singan_1", [sys.executable, "-c", "import time, sys; time.sleep(0.2); sys.exit(3)"], tmp_path)
+    rec = json.loads((tmp_path / "train_singan_1.json").read_text())
+    assert rc == 3 and rec["exit_code"] == 3 and rec["seconds"] >= 0.2
+    assert rec["machine"]["cores"] >= 1 and rec["machine"]["device"] in ("cpu", "cuda")
+    assert load_timings(tmp_path)["train_singan"][0]["name"] == "train_singan_1"
+
+
+def test_cost_table_divides_stage_time_by_the_work_counted_in_outputs(tmp_path):
+    timings = tmp_path / "timings"
+    for name, s in (("train_singan_0", 30.0), ("train_singan_1", 10.0), ("segment_A", 12.0)):
+        timed_run(name, [sys.executable, "-c", "pass"], timings)
+        rec = json.loads((timings / f"{name}.json").read_text())
+        rec["seconds"] = s
+        (timings / f"{name}.json").write_text(json.dumps(rec))
+    models = [tmp_path / "shard0", tmp_path / "shard1"]
+    for i, m in enumerate(models):
+        for k in range(2):
+            (m / f"id{i}{k}").mkdir(parents=True)
+            (m / f"id{i}{k}" / "model.json").write_text(json.dumps({"seconds": [1.0, 2.0 + k]}))
+    seg = tmp_path / "seg" / "A" / "REAL"
+    seg.mkdir(parents=True)
+    (seg / "fold0.json").write_text(json.dumps({"protocols": {"paper": {"epochs": 3}, "clean": {"epochs": 3}}}))
+    t, summary = cost_table(timings, models, tmp_path / "syn", tmp_path / "seg", "caption")
+    assert t.mean.loc["train_singan", "wall seconds"] == 40.0 and t.mean.loc["train_singan", "units"] == 4
+    assert t.mean.loc["train_singan", "seconds per unit"] == 10.0
+    assert t.mean.loc["segment", "unit of work"] == "UNet++ epoch" and t.mean.loc["segment", "seconds per unit"] == 2.0
+    assert summary["total_seconds"] == 52.0 and summary["singan_seconds_per_model"] == 3.5
+    assert cost_table(tmp_path / "none", models, tmp_path, tmp_path, "") == (None, {})
+
+
+def _git(cwd, *args):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_commit_stamp_ignores_what_a_run_rewrites_and_lists_the_params_it_set(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("profile: smoke\ndata:\n  source: kvasir-seg\n  folder: null\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "c")
+    (tmp_path / "params.yaml").write_text("profile: cpu\ndata:\n  source: folder\n  folder: ../d\n")
+    ignore = ("params.yaml", "dvc.lock", "reports/")
+    assert not git_commit(tmp_path, ignore).endswith("-dirty")
+    assert git_commit(tmp_path).endswith("-dirty")
+    assert overrides_vs_head(tmp_path / "params.yaml") == {"data.folder": "../d", "data.source": "folder", "profile": "cpu"}
+    (tmp_path / "code.py").write_text("x = 2\n")  # a code change is never ignored
+    assert git_commit(tmp_path, ignore).endswith("-dirty")
+
+
+def test_index_leads_with_real_data_reports(tmp_path):
+    for name, data in (("smoke", "phantom"), ("cpu", "folder ../shared/data/kvasir-seg-200")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README.md").write_text(
+            f"# singanseg results\n\n- **Profile: `{name}`**\n- Data: `{data}`\n- Commit: `abc{name}`\n")
+    assert describe(tmp_path / "cpu" / "README.md")["Commit"] == "`abccpu`"
+    text = write_index(tmp_path).read_text()
+    assert text.index("[cpu](cpu/README.md)") < text.index("[smoke](smoke/README.md)")
+    assert "plumbing check" in text.split("[smoke]")[1]
