@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,12 +45,40 @@ def load_section(
     path: str | os.PathLike = DEFAULT_PARAMS,
     profile: str | None = None,
 ) -> T:
-    """The typed config of one section, with the active profile applied."""
+    """The typed config of one section, with the active profile applied.
+
+    A value set for this run (it differs from the committed params.yaml, as `dvc exp run -S
+    key=value` leaves it) is never replaced by the profile's overlay: the profile shrinks
+    what the user left alone, and the user's choice (e.g. `data.source=folder` under the
+    smoke profile, whose overlay says `phantom`) wins, with a line on stderr naming both.
+    """
     raw = read_yaml(path)
-    _, merged = resolve(raw, str(path), profile)
+    name, merged = resolve(raw, str(path), profile)
     if section not in merged:
         raise ConfigError(f"{path}: section {section!r} is missing")
+    kept = set_for_this_run(raw, name, section, path)
+    for key, (value, overlay) in kept.items():
+        node = merged[section]
+        *parents, leaf = key.split(".")[1:]
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+        print(f"params: {key}={value!r} set for this run is kept over profiles.{name}.{key}={overlay!r}",
+              file=sys.stderr)  # fmt: skip
     return from_mapping(cls, merged[section], f"{path}: {section}")
+
+
+def set_for_this_run(raw: dict[str, Any], profile: str, section: str,
+                     path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (the value set for this run, the profile's value)} where they conflict."""
+    from pipeline.tracking import flatten
+
+    overlay = flatten({section: ((raw.get("profiles") or {}).get(profile) or {}).get(section) or {}})
+    if not overlay:
+        return {}
+    base = flatten({section: raw.get(section) or {}})
+    changed = overrides_vs_head(path)
+    return {k: (base[k], overlay[k]) for k in overlay if k in changed and k in base and base[k] != overlay[k]}
 
 
 def active_profile(path: str | os.PathLike = DEFAULT_PARAMS) -> str:

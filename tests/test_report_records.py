@@ -70,3 +70,21 @@ def test_index_leads_with_real_data_reports(tmp_path):
     text = write_index(tmp_path).read_text()
     assert text.index("[cpu](cpu/README.md)") < text.index("[smoke](smoke/README.md)")
     assert "plumbing check" in text.split("[smoke]")[1]
+
+
+def test_a_value_set_for_the_run_is_not_replaced_by_the_profile(tmp_path, capsys):
+    """issue 18: `dvc exp run -S data.source=folder` under the smoke profile ran on phantom data."""
+    from pipeline.data import DataParams
+    from pipeline.params import load_section
+
+    _git(tmp_path, "init", "-q")
+    text = ("profile: smoke\ndata:\n  source: kvasir-seg\n  folder: null\n  limit: null\n"
+            "profiles:\n  smoke:\n    data: {source: phantom, limit: 4}\n")
+    (tmp_path / "params.yaml").write_text(text)
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "c")
+    assert load_section("data", DataParams, tmp_path / "params.yaml").source == "phantom"  # nothing set: the profile
+    (tmp_path / "params.yaml").write_text(text.replace("source: kvasir-seg\n  folder: null", "source: folder\n  folder: /d"))
+    p = load_section("data", DataParams, tmp_path / "params.yaml")
+    assert (p.source, p.folder, p.limit) == ("folder", "/d", 4)  # the set value wins; the rest of the overlay applies
+    assert "data.source='folder' set for this run is kept over profiles.smoke.data.source='phantom'" in capsys.readouterr().err
