@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +213,14 @@ def _pairs_of(folder: Path, prefix: str, n: int) -> list[tuple[np.ndarray, np.nd
     return out
 
 
+def sample_label(variant: str) -> str:
+    """`singan_st1to1000/gss0` as a reader says it: "SinGAN-Seg gss 0, style 1:1000"."""
+    m = re.match(r"^singan(?:_st(\d+)to(\d+))?/gss(\d+)$", variant)
+    if not m:
+        return variant
+    return f"SinGAN-Seg, start scale {m[3]}" + (f", style {m[1]}:{m[2]}" if m[1] else "")
+
+
 def sample_grids(params: ReportParams, out: Path) -> list[Path]:
     """Paper Fig 4/7: a real pair, then its synthetic pairs (per gen_start_scale, with/without ST)."""
     real = Path(params.real)
@@ -227,7 +236,7 @@ def sample_grids(params: ReportParams, out: Path) -> list[Path]:
         for v in variants:
             pairs = _pairs_of(v, f"{i}_", params.samples_per_model)
             if pairs:
-                rows.append((f"{v.parent.name}/{v.name}", pairs))
+                rows.append((sample_label(f"{v.parent.name}/{v.name}"), pairs))
         if len(rows) > 1:
             written.append(figures.sample_grid(rows, out / f"samples_{i}.png"))
     gans = sorted(p for p in syn.glob("*/n*") if (p / "images").is_dir() and not p.parent.name.startswith("singan"))
