@@ -103,11 +103,14 @@ def metric_by_k(df: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     for ax, m in zip(axes[0], metrics, strict=True):
         sub = df[df["metric"] == m] if not df.empty else df
         if not sub.empty:
-            sns.lineplot(sub, x="K", y="value", hue="generator", marker="o", errorbar="sd", ax=ax)
+            # bars, not bands: a handful of K values, and the spread over sets is the point
+            sns.lineplot(sub, x="K", y="value", hue="generator", marker="o", errorbar="sd", err_style="bars", ax=ax)
+            ax.set_xticks(sorted(sub["K"].unique()))
             ax.legend(fontsize=6, loc="best")
         ax.set_ylabel(m)
         ax.set_xlabel("training images K")
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -161,25 +161,28 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
     rec = json.loads(path.read_text())
     rows = rec["rows"]
     labels = [f"K={r['k']}: {_gan_label(r['generator'], r['set'])}, trained on {r['trained_on']}" for r in rows]
-    kid_scale = 1e3  # KID is small; reported x10^3 as is customary (StyleGAN2-ADA, torchmetrics examples)
-    scaled = lambda v: None if v is None else v * kid_scale  # noqa: E731
+    # FastGAN_K and SinGAN-Seg (trained on the K images) first, then the reference rows, per K
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["k"], not rows[i]["trained_on"].startswith("first"), labels[i]))
+    rows, labels = [rows[i] for i in order], [labels[i] for i in order]
     mean = pd.DataFrame({
         "K": [r["k"] for r in rows],
         "sets": [r.get("sets", 0) for r in rows],
         "FID": [r.get("fid_mean") for r in rows],
-        "KID x10^3": [scaled(r.get("kid_mean")) for r in rows],
+        "KID": [r.get("kid_mean") for r in rows],
         "FID dims": [r["fid_dims"] for r in rows],
         "network weights": [f"{rec['network']}: {_short(r['weights'].split(': ', 1)[1])}" for r in rows],
         "note": [r.get("note", "") for r in rows],
     }, index=pd.Index(labels, name="generator at training size K"))  # fmt: skip
     std = pd.DataFrame({"FID": [r.get("fid_std") for r in rows],
-                        "KID x10^3": [scaled(r.get("kid_std")) for r in rows]}, index=mean.index)  # fmt: skip
+                        "KID": [r.get("kid_std") for r in rows]}, index=mean.index)  # fmt: skip
     dims = rec["fid_dims"]
-    bias = (f"FID from K << 2048 images is biased upwards (the covariance of K < {dims} feature vectors is singular), "
+    # plain ASCII: the caption goes into LaTeX as text (no math mode for << or +-)
+    bias = (f"FID from K images, K much smaller than 2048, is biased upwards (the covariance of K feature vectors "
+            f"is singular for K up to {dims}), "
             "so compare FID only between rows of equal K; KID (unbiased MMD^2, cubic polynomial kernel, subset size K) "
-            "is unbiased at small K (so it can be negative for close sets; its spread over sets is large at K < 10)")  # fmt: skip
+            "is unbiased at small K (so it can be negative for close sets; its spread over sets is large for K below 10)")  # fmt: skip
     cap = (f"{caption}; FID and KID between K fakes and the same first K real training images (natural-sort order), "
-           f"mean ± std over up to {rec['sets_requested']} sets of K fakes; Inception {rec['network']} features, "
+           f"mean +- std over up to {rec['sets_requested']} sets of K fakes; Inception {rec['network']} features, "
            f"{dims}-d ({rec['tap']}), for FID and KID; {bias}")  # fmt: skip
     t = Table("gan_by_k", "GAN comparison at equal training size K: FID and KID of K fakes vs the same K reals",
               mean, std, {}, cap, digits, notes=[
@@ -190,8 +193,8 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
     t.weights = "; ".join(dict.fromkeys(mean["network weights"]))
     long = pd.DataFrame([
         {"K": r["k"], "generator": _gan_label(r["generator"], r["set"]) + ("" if r["trained_on"].startswith("first") else " (all)"),
-         "metric": m, "value": v * (kid_scale if m.startswith("KID") else 1)}
-        for r in rows for m, key in ((f"FID ({dims}-d)", "fid_per_set"), ("KID x10^3", "kid_per_set"))
+         "metric": m, "value": v}
+        for r in rows for m, key in ((f"FID ({dims}-d)", "fid_per_set"), (f"KID ({dims}-d)", "kid_per_set"))
         for v in r.get(key) or []
     ])  # fmt: skip
     fig = figures.metric_by_k(long, fig_dir / "gan_by_k.png",

@@ -112,7 +112,7 @@ def test_report_table_lists_every_k_and_captions_carry_the_weights(by_k, tmp_pat
     assert sorted(set(t.mean["K"])) == result["ks"] == [2, 3]
     assert {lbl.split(":")[0] for lbl in t.mean.index} == {"K=2", "K=3"}
     assert (t.mean["network weights"] == "inception_fid: pretrained").all()
-    assert "FID from K << 2048 images is biased" in t.caption and "64-d (pool1)" in t.caption
+    assert "FID from K images, K much smaller than 2048, is biased upwards" in t.caption and "64-d (pool1)" in t.caption
     assert any(f.name == "gan_by_k.png" and f.is_file() for f in figs)
     assert not any("equal training size" in m for m in missing)
     fill_caption_weights(tables, {"lpips": {"random-init: none"}})
