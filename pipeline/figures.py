@@ -95,6 +95,25 @@ def lines(df: pd.DataFrame, x: str, y: str, hue: str, path: str | Path, style: s
     return _save(fig, path)
 
 
+def metric_by_k(df: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """One panel per metric (FID, KID) against the training size K, a line per generator, mean ± sd over sets."""
+    sns.set_theme(**STYLE)
+    metrics = list(dict.fromkeys(df["metric"])) if not df.empty else ["FID"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        sub = df[df["metric"] == m] if not df.empty else df
+        if not sub.empty:
+            # bars, not bands: a handful of K values, and the spread over sets is the point
+            sns.lineplot(sub, x="K", y="value", hue="generator", marker="o", errorbar="sd", err_style="bars", ax=ax)
+            ax.set_xticks(sorted(sub["K"].unique()))
+            ax.legend(fontsize=6, loc="best")
+        ax.set_ylabel(m)
+        ax.set_xlabel("training images K")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def histograms(hists: Mapping[str, tuple[Sequence[float], Sequence[int]]], path: str | Path, xlabel: str, title: str = "") -> Path:
     """Normalised histograms given as (edges, counts) per set, drawn as steps (Fig 3, 6)."""
     sns.set_theme(**STYLE)

@@ -14,6 +14,8 @@ and writes `metrics/quality/`:
     <set>.sifid.csv               per (real, synthetic) pair SIFID (SinGAN sets)
     <set>.lpips.csv               per model LPIPS diversity / to-training
     real_masks.json               foreground-percentage distribution of the real masks (Fig 3)
+    gan_by_k.json, gan_by_k.csv   the GAN comparison at equal training size K (metrics/equal_k.py):
+                                  FID and KID of K fakes vs the first K reals, per generator and K
     mask_stats/<set>/<model>_{mean,std}.{npy,png}   (Fig 5)
 
 `<set>` is the set path with `/` replaced by `__` (e.g. `singan__gss0`). Which set is
@@ -28,13 +30,17 @@ section 6). Logged to MLflow with the weights provenance as tags.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
 import json
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.metrics import equal_k
+from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import image_index
 from pipeline.metrics.fid import FIDOptions, fid_paths
 from pipeline.metrics.inception import load_inception
@@ -49,7 +55,7 @@ from pipeline.metrics.sifid import SIFIDOptions, sifid_folders
 from pipeline.params import load_section
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.errors import UserError
-from singanseg.io import InputError, atomic_dir, write_text
+from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
@@ -70,6 +76,7 @@ class QualityParams:
     lpips: LPIPSOptions = field(default_factory=LPIPSOptions)
     masks: MaskOptions = field(default_factory=MaskOptions)
     fid_singan: bool = True  # FID of SinGAN sets against their source images (for the GAN comparison)
+    gan_by_k: EqualKOptions = field(default_factory=EqualKOptions)  # the GAN comparison at equal size K
     track: bool = True
 
     def section(self, name: str):
@@ -139,7 +146,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
         else:
             if k is not None and k > len(real_idx):
                 raise InputError(f"{folder}: trained on the first {k} real images but {real} holds {len(real_idx)}")
-            ref_ids = list(real_idx)[:k]  # n<K>: the first K ids; nall: every real image
+            # n<K>: the first K ids in natural-sort order (the baselines' list_pairs order); nall: every real image
+            ref_ids = natural_sorted(real_idx)[:k]
         if kind == "baseline" or params.fid_singan:
             net = inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
             entry["fid"] = fid_paths([real_idx[i] for i in ref_ids], list(fake_idx.values()), fid_opts, net, params.device, f"fid {name}")
@@ -165,9 +173,78 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             "lpips_diversity": entry["lpips"].get("value"),
             "mask_foreground_mean": ms["distribution"]["mean"],
         }
+    if params.gan_by_k.enabled:
+        net = inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
+        by_k = gan_by_k(params, real_idx, synthetic, sets, net, out)
+        if by_k is not None:
+            summary["gan_by_k"] = {f"{r['set']}@K{r['k']}": {m: r.get(m) for m in ("fid_mean", "kid_mean", "sets")} for r in by_k["rows"]}
     summary["provenance"] = provenance(nets, lp_prov)
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+GAN_BY_K_COLUMNS = ("k", "generator", "set", "trained_on", "sets", "fid_mean", "fid_std", "kid_mean", "kid_std",
+                    "fid_dims", "weights", "note")  # fmt: skip
+
+
+def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, sets, net, out: Path) -> dict | None:
+    """The GAN comparison at equal training size (metrics/equal_k.py) for every K of the FastGAN
+    subsets present (`synthetic/fastgan/n<K>`, made from `baselines.subsets.fastgan`); writes
+    gan_by_k.json and gan_by_k.csv. None when there is no FastGAN subset to compare at."""
+    opts, fid_opts = params.gan_by_k, params.section("fid")
+    opts.validate("quality.gan_by_k")
+    # K >= 2: a covariance and the unbiased KID need two images per set
+    ks = sorted({k for name, kind, k in sets if kind == "baseline" and name.startswith("fastgan/") and k is not None and k >= 2})
+    if not ks:
+        return None
+    reals = natural_sorted(real_idx)
+    weights = f"{net.network}: {net.provenance.weights}: {net.provenance.source}"
+    features = lambda paths: equal_k.set_features(paths, net, fid_opts, params.device)  # noqa: E731
+    rows = []
+    for k in ks:
+        real_ids = reals[:k]
+        real_feats = features([real_idx[i] for i in real_ids])
+        for name, kind, set_k in sets:
+            if kind == "baseline" and set_k not in (k, None):
+                continue  # another subset size: not trained on these K images
+            if kind == "singan" and not re.fullmatch(r"singan/gss\d+", name):
+                continue  # style-transferred sets are a refinement, not another generator
+            folder = synthetic / name
+            fake_idx = image_index(folder)
+            where = f"gan_by_k {name} at K={k}"
+            gan = name.split("/")[0]
+            row = {"k": k, "generator": gan, "set": name, "fid_dims": fid_opts.dims, "weights": weights}
+            if kind == "singan":
+                row["trained_on"] = f"first {k} (one model each)"
+                try:
+                    groups = equal_k.singan_sets(list(fake_idx), real_ids, opts.sets, where)
+                except InputError as e:  # e.g. `singan.limit` trained fewer models: say so in the row
+                    groups, row["note"] = [], str(e)
+            else:
+                row["trained_on"] = f"first {k}" if set_k else "all (reference)"
+                groups = equal_k.baseline_sets(list(fake_idx), k, opts.sets)
+                if not groups:
+                    row["note"] = f"{len(fake_idx)} samples: fewer than K={k}"
+            if groups:
+                row.update(equal_k.score(real_feats, [features([fake_idx[i] for i in g]) for g in groups], fid_opts, opts.kid, where))
+                if row["sets"] < opts.sets:
+                    row["note"] = f"{row['sets']} set(s) of K fakes, not {opts.sets}: " + (
+                        "set s takes sample s of each model, and each has only that many (generate.num_samples)"
+                        if kind == "singan" else f"{len(fake_idx)} samples")  # fmt: skip
+            rows.append(row)
+    result = {
+        "ks": ks, "sets_requested": opts.sets, "fid_dims": fid_opts.dims, "tap": equal_k.FID_TAPS[fid_opts.dims],
+        "kid": {"kernel": equal_k.KID_KERNEL, "features": f"the FID features ({fid_opts.dims}-d)"} if opts.kid else None,
+        "reals": "the first K real ids in natural-sort order (singanseg.io.list_pairs)",
+        "network": net.network, **net.provenance.as_dict(), "rows": rows,
+    }  # fmt: skip
+    write_text(out / "gan_by_k.json", json.dumps(result, indent=2) + "\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, GAN_BY_K_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "gan_by_k.csv", buf.getvalue())
+    return result
 
 
 def provenance(nets: dict, lp_prov) -> dict[str, str]:

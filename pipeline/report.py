@@ -28,7 +28,7 @@ from pipeline.costs import cost_table
 from pipeline.params import active_profile, load_section, overrides_vs_head
 from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
-from pipeline.tables import Table, to_csv, to_markdown, write_table
+from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
 from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
@@ -337,6 +337,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
                 figs.append(path)
     figs += sample_grids(params, out / "figures")
 
+    fill_caption_weights(tables, provenance)  # every caption names the weights behind its numbers
     for t in tables:
         write_table(t, out / "tables")
     for t in extra_csv:

@@ -5,6 +5,8 @@
   paper.md section 7), with FID and LPIPS diversity beside it;
 - FID (and LPIPS diversity) of SinGAN-Seg vs DCGAN / Progressive GAN / FastGAN by training
   set size (the paper's GAN comparison);
+- the same comparison at equal training size K: FID and KID of K fakes vs the same first K
+  reals, per generator and K (`gan_by_k`, table and figure; quality.py `gan_by_k`);
 - foreground-percentage distributions of real and synthetic masks (Fig 3, 6) and the
   pixel-wise mean/std maps of sampled masks (Fig 5).
 """
@@ -111,6 +113,13 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
                    "FID from fewer images than feature dimensions is biased upwards; compare rows of equal size."],
         ))  # fmt: skip
 
+    by_k = gan_by_k_table(root / "gan_by_k.json", fig_dir, caption, digits)
+    if by_k is None:
+        missing.append("GAN comparison at equal training size K (no FastGAN subset n<K> in synthetic/, stage `quality`)")
+    else:
+        tables.append(by_k[0])
+        figs.append(by_k[1])
+
     real_masks = root / "real_masks.json"
     hists = {}
     if real_masks.is_file():
@@ -137,3 +146,57 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
     if maps:
         figs.append(figures.mask_maps(maps, fig_dir / "mask_mean_std.png"))
     return tables, figs, prov, missing
+
+
+def _gan_label(generator: str, set_name: str) -> str:
+    if m := _ST.match(set_name):
+        return f"{GAN_NAMES['singan']} (gen_start_scale {m['gss']})"
+    return GAN_NAMES.get(generator, generator)
+
+
+def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
+    """(Table, figure) of the GAN comparison at equal training size from quality's gan_by_k.json; None if absent."""
+    if not path.is_file():
+        return None
+    rec = json.loads(path.read_text())
+    rows = rec["rows"]
+    labels = [f"K={r['k']}: {_gan_label(r['generator'], r['set'])}, trained on {r['trained_on']}" for r in rows]
+    # FastGAN_K and SinGAN-Seg (trained on the K images) first, then the reference rows, per K
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["k"], not rows[i]["trained_on"].startswith("first"), labels[i]))
+    rows, labels = [rows[i] for i in order], [labels[i] for i in order]
+    mean = pd.DataFrame({
+        "K": [r["k"] for r in rows],
+        "sets": [r.get("sets", 0) for r in rows],
+        "FID": [r.get("fid_mean") for r in rows],
+        "KID": [r.get("kid_mean") for r in rows],
+        "FID dims": [r["fid_dims"] for r in rows],
+        "network weights": [f"{rec['network']}: {_short(r['weights'].split(': ', 1)[1])}" for r in rows],
+        "note": [r.get("note", "") for r in rows],
+    }, index=pd.Index(labels, name="generator at training size K"))  # fmt: skip
+    std = pd.DataFrame({"FID": [r.get("fid_std") for r in rows],
+                        "KID": [r.get("kid_std") for r in rows]}, index=mean.index)  # fmt: skip
+    dims = rec["fid_dims"]
+    # plain ASCII: the caption goes into LaTeX as text (no math mode for << or +-)
+    bias = (f"FID from K images, K much smaller than 2048, is biased upwards (the covariance of K feature vectors "
+            f"is singular for K up to {dims}), "
+            "so compare FID only between rows of equal K; KID (unbiased MMD^2, cubic polynomial kernel, subset size K) "
+            "is unbiased at small K (so it can be negative for close sets; its spread over sets is large for K below 10)")  # fmt: skip
+    cap = (f"{caption}; FID and KID between K fakes and the same first K real training images (natural-sort order), "
+           f"mean +- std over up to {rec['sets_requested']} sets of K fakes; Inception {rec['network']} features, "
+           f"{dims}-d ({rec['tap']}), for FID and KID; {bias}")  # fmt: skip
+    t = Table("gan_by_k", "GAN comparison at equal training size K: FID and KID of K fakes vs the same K reals",
+              mean, std, {}, cap, digits, notes=[
+                  "FastGAN_K: set s = fakes s*K..(s+1)*K-1. SinGAN-Seg: its first K models (one per real image), "
+                  "set s = sample s of each model, so at most generate.num_samples sets. DCGAN and Progressive GAN "
+                  "(trained on all images) are reference rows scored the same way against the same K reals.",
+                  "Rows with fewer than the requested sets say so in `note` (paper.md section 6, inferred protocol)."])  # fmt: skip
+    t.weights = "; ".join(dict.fromkeys(mean["network weights"]))
+    long = pd.DataFrame([
+        {"K": r["k"], "generator": _gan_label(r["generator"], r["set"]) + ("" if r["trained_on"].startswith("first") else " (all)"),
+         "metric": m, "value": v}
+        for r in rows for m, key in ((f"FID ({dims}-d)", "fid_per_set"), (f"KID ({dims}-d)", "kid_per_set"))
+        for v in r.get(key) or []
+    ])  # fmt: skip
+    fig = figures.metric_by_k(long, fig_dir / "gan_by_k.png",
+                              f"FID and KID of K fakes vs the same K reals ({rec['network']}, {dims}-d; FID biased at K << 2048)")
+    return t, fig

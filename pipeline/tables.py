@@ -3,7 +3,10 @@
 A table is a frame of means (and optionally standard deviations) with the direction of
 "better" per column; the best value of each such column is bold in LaTeX and Markdown.
 Every table carries a caption that says the profile, data, weights provenance and commit,
-so that a smoke run is never mistaken for the paper's numbers.
+so that a smoke run is never mistaken for the paper's numbers: `caption` holds profile, data
+and commit, `weights` which network weights produced the numbers (filled by the report from
+the table's `network weights` column or the run's provenance, `caption_weights`); both are
+rendered in the LaTeX and Markdown captions.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ class Table:
     notes: list[str] = field(default_factory=list)
     # rows shown for reference (the TRIVIAL segmenters) never compete for bold
     reference_rows: set = field(default_factory=set)
+    weights: str = ""  # network weights behind the numbers, as the caption says them ("" = none recorded)
+
+    def full_caption(self) -> str:
+        """The caption as rendered: profile/data/commit, then the weights (RANDOM said loudly)."""
+        parts = [p for p in (self.caption, f"network weights: {self.weights}" if self.weights else "") if p]
+        return "; ".join(parts)
 
     def best_rows(self) -> dict[str, set]:
         """For each column with a direction, the row labels holding the best value (ties all bold)."""
@@ -101,7 +110,7 @@ def to_latex(t: Table) -> str:
     styler = text.style.apply(lambda _: bold, axis=None).hide(axis="index").format_index(escape="latex", axis=1)
     return styler.to_latex(
         hrules=True,  # \toprule / \midrule / \bottomrule (booktabs)
-        caption=f"{latex_escape(t.title)}. {latex_escape(t.caption)}",
+        caption=f"{latex_escape(t.title)}. {latex_escape(t.full_caption())}",
         label=f"tab:{t.name}",
         position="ht",
         position_float="centering",
@@ -121,10 +130,38 @@ def to_markdown(t: Table) -> str:
             text = esc(t.cell(row, c, " ± "))
             cells.append(f"**{text}**" if row in best.get(c, ()) else text)
         out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
-    text = f"**{t.title}.** {t.caption}\n\n" + "\n".join(out) + "\n"
+    text = f"**{t.title}.** {t.full_caption()}\n\n" + "\n".join(out) + "\n"
     for n in t.notes:
         text += f"\n> {n}\n"
     return text
+
+
+WEIGHTS_COLUMN = "network weights"
+
+
+def caption_weights(t: Table, provenance: dict[str, set[str]]) -> str:
+    """What a table's caption says about weights: the distinct entries of its `network weights`
+    column where it has one, else every network the run used (`provenance`, as the report
+    header lists it); random-init weights are named RANDOM-INIT either way."""
+    if WEIGHTS_COLUMN in t.mean.columns:
+        seen: list[str] = []
+        for cell in t.mean[WEIGHTS_COLUMN]:
+            for part in str(cell).split("; "):
+                if part and part not in seen:
+                    seen.append(part)
+        return "; ".join(seen)
+    return "; ".join(f"{k}: {', '.join(_loud(w) for w in sorted(v))}" for k, v in sorted(provenance.items()))
+
+
+def _loud(weights: str) -> str:
+    return f"RANDOM-INIT ({weights})" if "random" in weights.lower() else weights
+
+
+def fill_caption_weights(tables: list[Table], provenance: dict[str, set[str]]) -> None:
+    """Give every table without `weights` the ones its caption should say (the report calls this)."""
+    for t in tables:
+        if not t.weights:
+            t.weights = caption_weights(t, provenance) or "none recorded"
 
 
 def write_table(t: Table, folder: str | Path) -> dict[str, Path]:

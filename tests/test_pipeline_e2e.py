@@ -105,13 +105,14 @@ def test_reports_hold_every_table_and_figure(project):
     assert "Profile: `smoke`" in index and "not** the paper's results" in index
     assert "randomly initialised" in index  # smoke runs LPIPS, VGG and UNet++ without pretrained weights
     assert "-dirty" not in index  # the run's own rewrites (dvc.lock, reports/) do not count
-    for name in ("claims", "costs", "sifid", "gan_comparison", "grid_a_paper", "grid_a_clean", "grid_b_paper",
-                 "grid_b_clean"):
+    for name in ("claims", "costs", "sifid", "gan_comparison", "gan_by_k", "grid_a_paper", "grid_a_clean",
+                 "grid_b_paper", "grid_b_clean"):
         assert (reports / "tables" / f"{name}.csv").is_file(), name
         tex = (reports / "tables" / f"{name}.tex").read_text()
         assert r"\toprule" in tex and r"\bottomrule" in tex
+        assert "network weights: " in tex.split(r"\caption{", 1)[1].split("\n", 1)[0], name  # every caption
         assert f"(tables/{name}.csv)" in index
-    for fig in ("mask_foreground", "mask_mean_std", "grid_b", "learning_curves", "samples_baselines"):
+    for fig in ("mask_foreground", "mask_mean_std", "gan_by_k", "grid_b", "learning_curves", "samples_baselines"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 2000, fig
         assert f"figures/{fig}.png" in index
     assert list((reports / "figures").glob("samples_phantom_*.png"))
@@ -121,6 +122,9 @@ def test_reports_hold_every_table_and_figure(project):
     assert "network weights" in grid_a[0]
     assert all("RANDOM" in row or row.startswith("TRIVIAL") for row in grid_a[1:])
     assert any(row.startswith("TRIVIAL_MEAN_MASK") for row in grid_a[1:])
+    # the GAN comparison at equal size: the smoke FastGAN subset K=2, every row names its Inception weights
+    by_k = (reports / "tables" / "gan_by_k.csv").read_text().splitlines()
+    assert len(by_k) > 3 and all(row.startswith("K=2: ") and "inception_fid: " in row for row in by_k[1:])
     sifid = (reports / "tables" / "sifid.csv").read_text().splitlines()
     assert all("lpips: RANDOM-INIT" in row for row in sifid[1:])
     assert all("style VGG16: RANDOM-INIT" in row for row in sifid[1:] if "ST 1:" in row)

@@ -59,3 +59,22 @@ def test_latex_compiles(tmp_path):
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:]
     assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def test_captions_carry_the_weights_of_their_rows_or_of_the_run():
+    from pipeline.tables import fill_caption_weights
+
+    t = _table()
+    t.mean["network weights"] = ["resnet18 RANDOM-INIT", "resnet18 RANDOM-INIT; style VGG16: imagenet", "none (no network)"]
+    plain = Table("t2", "Claims", pd.DataFrame({"v": [1.0]}, index=pd.Index(["c"], name="claim")), caption="profile cpu")
+    fixed = Table("t3", "Given", plain.mean, caption="profile cpu", weights="inception_fid: pretrained")
+    fill_caption_weights([t, plain, fixed], {"UNet++ encoder": {"random-init"}, "quality: fid": {"pretrained: fid.pt"}})
+    # a table with a `network weights` column: its distinct entries, in row order
+    assert t.weights == "resnet18 RANDOM-INIT; style VGG16: imagenet; none (no network)"
+    # without one: every network of the run, random ones said loudly
+    assert plain.weights == "UNet++ encoder: RANDOM-INIT (random-init); quality: fid: pretrained: fid.pt"
+    assert fixed.weights == "inception_fid: pretrained"  # set by its maker: kept
+    assert to_markdown(t).splitlines()[0] == (
+        "**Grid A (paper protocol).** profile smoke; weights random-init; commit abc_1; network weights: "
+        "resnet18 RANDOM-INIT; style VGG16: imagenet; none (no network)")  # fmt: skip
+    assert r"\caption{Claims. profile cpu; network weights: UNet++ encoder: RANDOM-INIT" in to_latex(plain)
