@@ -42,7 +42,8 @@ cpu-pretrained: venv
 	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=kvasir-seg \
 	  -S profiles.cpu.stylize.weights=imagenet -S profiles.cpu.baselines.fastgan.weights=imagenet \
 	  -S profiles.cpu.quality.sifid.network=inception_imagenet -S profiles.cpu.quality.lpips.weights=pretrained \
-	  -S profiles.cpu.segment.model.encoder_weights=imagenet
+	  -S profiles.cpu.segment.model.encoder_weights=imagenet \
+	  -S "profiles.cpu.segment.grid_a.experiments=[REAL,FAKE_1,FAKE_1_ST1to1000,REAL+FAKE_1]"
 	@echo "Results: reports/cpu/README.md"
 
 test: venv

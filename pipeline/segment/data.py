@@ -107,6 +107,10 @@ class PairDataset(Dataset):
         self.pyra_size = pyra_size
         self.name = name
         self.transform = training_augmentation(img_size, seed) if train else validation_augmentation(img_size)
+        # Decoded, PYRA-resized pairs, kept after the first epoch: decoding a full-size PNG
+        # cost more than the UNet++ step on it at the cpu profile's sizes. Kept only at the
+        # fixed PYRA size (256 px: ~200 KB a pair), read-only so no transform can alter them.
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -116,7 +120,9 @@ class PairDataset(Dataset):
         return [p.id for p in self.pairs]
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read pair `i` (validated: same size, binarised), PYRA-resized."""
+        """Read pair `i` (validated: same size, binarised), PYRA-resized (cached at that size)."""
+        if i in self._cache:
+            return self._cache[i]
         try:
             image, mask, _ = read_pair(self.pairs[i])
         except InputError as e:
@@ -126,6 +132,9 @@ class PairDataset(Dataset):
             # pyra_pytorch: nearest-neighbour resize of image and mask to the grid size
             image = cv2.resize(image, (s, s), interpolation=cv2.INTER_NEAREST)
             mask = cv2.resize(mask, (s, s), interpolation=cv2.INTER_NEAREST)
+            image.setflags(write=False)
+            mask.setflags(write=False)
+            self._cache[i] = (image, mask)
         return image, mask
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
