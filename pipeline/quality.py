@@ -124,6 +124,7 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
         if kind == "baseline" or params.fid_singan:
             entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
             entry["fid"]["reference"] = f"{len(ref_ids)} real ids" + (" (sources of the samples)" if kind == "singan" else f" (first {k})" if k else " (all)")
+        ctx.lpips(lpips_opts)  # loaded with the first set even where its diversity is undefined: provenance
         try:
             lp = calc_metric("lpips", folder, real if kind == "singan" else None, lpips_opts, ctx)
             write_text(out / f"{stem}.lpips.csv", lp.table)

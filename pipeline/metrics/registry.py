@@ -98,17 +98,19 @@ def fid(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricResul
         where, real = f"fid {real} vs {synthetic}", list(image_index(real).values())
     else:
         where = f"fid {synthetic}"
+    fake = list(image_index(synthetic).values())  # bad input is named before a network loads
     net = ctx.inception(options.network, options.weights, options.weights_dir, True)
-    fake = list(image_index(synthetic).values())
     return MetricResult(fid_paths(real, fake, options, net, ctx.device, f"fid {ctx.name}" if ctx.name else where))
 
 
 @register_metric
 def sifid(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricResult:
     """SIFID per (real, synthetic) pair, paired by id; the per-pair rows in `pairs` and the table."""
-    from .sifid import sifid_folders
+    from .features import image_index
+    from .sifid import pair_ids, sifid_folders
 
     options.validate()
+    pair_ids(image_index(real), image_index(synthetic), f"sifid {synthetic}")  # before a network loads
     net = ctx.inception(options.network, options.weights, options.weights_dir, options.resize)
     res = sifid_folders(real, synthetic, options, net=net, device=ctx.device)
     summary = res.summary()
@@ -119,9 +121,10 @@ def sifid(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricRes
 @register_metric
 def lpips(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricResult:
     """Mean pairwise LPIPS among each model's samples (and to its training image, given `real`)."""
-    from .lpips_diversity import lpips_diversity, per_model_csv
+    from .lpips_diversity import lpips_diversity, per_model_csv, sample_index
 
     options.validate()
+    sample_index(synthetic)  # bad input is named before a network loads
     model, prov = ctx.lpips(options)
     result = lpips_diversity(synthetic, real, options, model, prov, ctx.device)
     return MetricResult(result, per_model_csv(result))
