@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pipeline.params import load_section  # noqa: F401  (tests load a section through this module)
 from pipeline.stage import Stage
 from pipeline.tracking import MlflowTracker, log_metrics, stage_run
 from singanseg.config import SinGANConfig
