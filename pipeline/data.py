@@ -16,7 +16,6 @@ Both are written atomically: a failed run leaves the previous outputs untouched.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -27,9 +26,8 @@ from typing import Literal
 import numpy as np
 
 from pipeline import kvasir, phantom
-from pipeline.params import load_section
+from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
-from singanseg.errors import UserError
 from singanseg.io import (
     InputError,
     atomic_dir,
@@ -173,29 +171,25 @@ def summarize(rows: list[dict]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default="data")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("data", DataParams, args.params)
-        with stage_run("data", params, provenance={"data_source": params.source}, enabled=params.track) as run:
-            rows = build(params, Path(args.out))
-            stats = summarize(rows)
-            log_metrics(run, stats)
-            if run is not None:
-                import mlflow
+    stage = Stage("data", __doc__.split("\n\n")[0], DataParams)
+    stage.parser.add_argument("--out", default="data")
+    return stage.run(_work, argv)
 
-                mlflow.log_artifact(str(Path(args.out) / "real" / "manifest.csv"))
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"data: error: {e}", file=sys.stderr)
-        return 2
+
+def _work(args, params: DataParams) -> None:
+    with stage_run("data", params, provenance={"data_source": params.source}, enabled=params.track) as run:
+        rows = build(params, Path(args.out))
+        stats = summarize(rows)
+        log_metrics(run, stats)
+        if run is not None:
+            import mlflow
+
+            mlflow.log_artifact(str(Path(args.out) / "real" / "manifest.csv"))
     print(
         f"data: {stats['count']} pairs from {params.source} -> {args.out}/real "
         f"({int(stats['distinct_sizes'])} sizes, foreground {stats['foreground_fraction_mean']:.1%} mean, "
         f"{int(stats['empty_masks'])} empty masks); folds -> {args.out}/folds.csv"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,15 +10,13 @@ training layouts work too).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.params import load_section
+from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
-from singanseg.errors import UserError
 from singanseg.io import InputError, atomic_dir
 from singanseg.model import SinGANSeg
 from singanseg.sample import SampleError, write_pairs
@@ -86,19 +84,8 @@ def run(params: GenerateParams) -> dict[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("generate", GenerateParams, args.params)
-        counts = run(params)
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"generate: error: {e}", file=sys.stderr)
-        return 2
-    print(f"generate: {counts}")
-    return 0
+    stage = Stage("generate", __doc__, GenerateParams)
+    return stage.run(lambda args, params: print(f"generate: {run(params)}"), argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ section 6). Logged to MLflow with the weights provenance as tags.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
@@ -42,29 +41,17 @@ from pathlib import Path
 from pipeline.metrics import equal_k
 from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import image_index
-from pipeline.metrics.fid import FIDOptions, fid_paths
-from pipeline.metrics.inception import load_inception
-from pipeline.metrics.lpips_diversity import (
-    LPIPSOptions,
-    load_lpips,
-    lpips_diversity,
-    per_model_csv,
-)
-from pipeline.metrics.masks import mask_summary, pixelwise_stats
-from pipeline.metrics.sifid import SIFIDOptions, sifid_folders
-from pipeline.params import load_section
+from pipeline.metrics.fid import FIDOptions
+from pipeline.metrics.lpips_diversity import LPIPSOptions
+from pipeline.metrics.masks import MaskOptions, mask_summary
+from pipeline.metrics.registry import MetricContext, calc_metric
+from pipeline.metrics.sifid import SIFIDOptions
+from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
-from singanseg.errors import UserError
 from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
-
-
-@dataclass(frozen=True)
-class MaskOptions:
-    bin_width: float = 5.0  # histogram bins in percent; Fig 3/6 bin width unknown (paper.md section 7)
-    pixelwise: bool = True  # Fig 5: per-model pixel-wise mean/std of sampled masks
 
 
 @dataclass(frozen=True)
@@ -113,35 +100,29 @@ def _sources(ids, where: str) -> list[str]:
 
 
 def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> dict:
-    """Compute every metric; write into `out` (an empty folder). Returns the summary."""
+    """Compute every metric (pipeline/metrics/registry.py); write into `out` (an empty folder).
+    Returns the summary."""
     real_idx = image_index(real)
     sets = discover_sets(synthetic)
     sifid_opts, fid_opts, lpips_opts = params.section("sifid"), params.section("fid"), params.section("lpips")
     sifid_opts.validate("quality.sifid")
     fid_opts.validate("quality.fid")
-    nets: dict = {}
-
-    def inception(network, weights, weights_dir, resize):
-        key = (network, weights, weights_dir, resize)
-        if key not in nets:
-            nets[key] = load_inception(network, weights, weights_dir, resize=resize, device=params.device)
-        return nets[key]
+    ctx = MetricContext(device=params.device)  # one network per options, shared by every set
 
     summary: dict = {"sets": {}, "options": dataclasses.asdict(params)}
     real_masks = mask_summary(real, params.masks.bin_width)
     write_text(out / "real_masks.json", json.dumps(real_masks, indent=2) + "\n")
     summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median")}
-    lp_model = lp_prov = None
     for name, kind, k in sets:
         folder = synthetic / name
         stem = name.replace("/", "__")
         fake_idx = image_index(folder)
+        ctx.name = name
         entry: dict = {"kind": kind, "count": len(fake_idx)}
         if kind == "singan":
-            net = inception(sifid_opts.network, sifid_opts.weights, sifid_opts.weights_dir, sifid_opts.resize)
-            res = sifid_folders(real, folder, sifid_opts, net=net, device=params.device)
-            entry["sifid"] = res.summary()
-            write_text(out / f"{stem}.sifid.csv", res.to_csv())
+            res = calc_metric("sifid", folder, real, sifid_opts, ctx)
+            entry["sifid"] = {k2: v for k2, v in res.summary.items() if k2 != "pairs"}
+            write_text(out / f"{stem}.sifid.csv", res.table)
             ref_ids = _sources(fake_idx, str(folder))
         else:
             if k is not None and k > len(real_idx):
@@ -149,21 +130,20 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             # n<K>: the first K ids in natural-sort order (the baselines' list_pairs order); nall: every real image
             ref_ids = natural_sorted(real_idx)[:k]
         if kind == "baseline" or params.fid_singan:
-            net = inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
-            entry["fid"] = fid_paths([real_idx[i] for i in ref_ids], list(fake_idx.values()), fid_opts, net, params.device, f"fid {name}")
+            entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
             entry["fid"]["reference"] = f"{len(ref_ids)} real ids" + (" (sources of the samples)" if kind == "singan" else f" (first {k})" if k else " (all)")
-        if lp_model is None:
-            lp_model, lp_prov = load_lpips(lpips_opts.net, lpips_opts.weights, lpips_opts.weights_dir, params.device)
+        ctx.lpips(lpips_opts)  # loaded with the first set even where its diversity is undefined: provenance
         try:
-            lp = lpips_diversity(folder, real if kind == "singan" else None, lpips_opts, lp_model, lp_prov, params.device)
-            write_text(out / f"{stem}.lpips.csv", per_model_csv(lp))
-            entry["lpips"] = {k2: v for k2, v in lp.items() if k2 != "per_model"}
+            lp = calc_metric("lpips", folder, real if kind == "singan" else None, lpips_opts, ctx)
+            write_text(out / f"{stem}.lpips.csv", lp.table)
+            entry["lpips"] = {k2: v for k2, v in lp.summary.items() if k2 != "per_model"}
         except InputError as e:  # e.g. one sample per model: diversity undefined, say so
             entry["lpips"] = {"metric": "lpips_diversity", "value": None, "note": str(e)}
-        ms = mask_summary(folder, params.masks.bin_width)
+        ctx.out = out / "mask_stats" / stem
+        ms = calc_metric("masks", folder, None, params.masks, ctx).summary
         entry["masks"] = {"distribution": ms["distribution"]}
         if params.masks.pixelwise:
-            entry["masks"]["per_model"] = pixelwise_stats(folder, out / "mask_stats" / stem)
+            entry["masks"]["per_model"] = ms["per_model"]
         write_text(out / f"{stem}.json", json.dumps(entry, indent=2) + "\n")
         summary["sets"][name] = {
             "sifid": entry.get("sifid", {}).get("value"),
@@ -174,11 +154,11 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             "mask_foreground_mean": ms["distribution"]["mean"],
         }
     if params.gan_by_k.enabled:
-        net = inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
+        net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
         by_k = gan_by_k(params, real_idx, synthetic, sets, net, out)
         if by_k is not None:
             summary["gan_by_k"] = {f"{r['set']}@K{r['k']}": {m: r.get(m) for m in ("fid_mean", "kid_mean", "sets")} for r in by_k["rows"]}
-    summary["provenance"] = provenance(nets, lp_prov)
+    summary["provenance"] = ctx.provenance()
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -246,16 +226,6 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
     write_text(out / "gan_by_k.csv", buf.getvalue())
     return result
 
-
-def provenance(nets: dict, lp_prov) -> dict[str, str]:
-    out = {}
-    for (network, *_rest, resize), net in nets.items():
-        out[f"{network}{'' if resize else '_native'}"] = f"{net.provenance.weights}: {net.provenance.source}"
-    if lp_prov is not None:
-        out["lpips"] = f"{lp_prov.weights}: {lp_prov.source}"
-    return out
-
-
 def flat_metrics(summary: dict) -> dict[str, float]:
     m = {}
     for name, s in summary["sets"].items():
@@ -266,27 +236,23 @@ def flat_metrics(summary: dict) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.quality", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--real", default="data/real")
-    ap.add_argument("--synthetic", default="synthetic")
-    ap.add_argument("--out", default="metrics/quality")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("quality", QualityParams, args.params)
-        with atomic_dir(args.out) as tmp:
-            summary = evaluate(params, Path(args.real), Path(args.synthetic), tmp)
-        with stage_run("quality", params, provenance=summary["provenance"], enabled=params.track) as run:
-            log_metrics(run, flat_metrics(summary))
-            if run is not None:
-                import mlflow
+    stage = Stage("quality", __doc__.split("\n\n")[0], QualityParams)
+    stage.parser.add_argument("--real", default="data/real")
+    stage.parser.add_argument("--synthetic", default="synthetic")
+    stage.parser.add_argument("--out", default="metrics/quality")
+    return stage.run(_work, argv)
 
-                mlflow.log_artifact(str(Path(args.out) / "summary.json"))
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"quality: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+
+def _work(args, params: QualityParams) -> None:
+    with atomic_dir(args.out) as tmp:
+        summary = evaluate(params, Path(args.real), Path(args.synthetic), tmp)
+    with stage_run("quality", params, provenance=summary["provenance"], enabled=params.track) as run:
+        log_metrics(run, flat_metrics(summary))
+        if run is not None:
+            import mlflow
+
+            mlflow.log_artifact(str(Path(args.out) / "summary.json"))
     print(f"quality: {len(summary['sets'])} synthetic set(s) -> {args.out}/summary.json")
-    return 0
 
 
 if __name__ == "__main__":

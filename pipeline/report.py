@@ -11,7 +11,6 @@ missing, with the stage that would make it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -28,9 +27,9 @@ from pipeline.costs import cost_table
 from pipeline.params import active_profile, load_section, overrides_vs_head
 from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
+from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
-from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
 
 SCORES = ("iou", "f1", "precision", "recall", "accuracy")
@@ -378,12 +377,10 @@ def style_weights(synthetic: Path) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=None, help="the report folder (default: reports/<profile>)")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("report", ReportParams, args.params)
+    stage = Stage("report", __doc__.split("\n\n")[0], ReportParams)
+    stage.parser.add_argument("--out", default=None, help="the report folder (default: reports/<profile>)")
+
+    def work(args, params: ReportParams) -> None:
         profile = active_profile(args.params)
         from pipeline.data import DataParams
         from pipeline.segment.config import SegmentParams
@@ -401,14 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow.log_artifact(str(out / "README.md"))
                 for t in sorted((out / "tables").glob("*.csv")):
                     mlflow.log_artifact(str(t), "tables")
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
-          + (f"; not available: {len(summary['missing'])}" if summary["missing"] else ""))  # fmt: skip
-    for claim, verdict in summary["verdicts"].items():
-        print(f"report: claim: {verdict}: {claim}")
-    return 0
+        print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
+              + (f"; not available: {len(summary['missing'])}" if summary["missing"] else ""))  # fmt: skip
+        for claim, verdict in summary["verdicts"].items():
+            print(f"report: claim: {verdict}: {claim}")
+
+    return stage.run(work, argv)
 
 
 if __name__ == "__main__":

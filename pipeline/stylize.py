@@ -15,17 +15,16 @@ atomically. One MLflow run per execution, tagged with the VGG weights' provenanc
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.params import active_profile, load_section
+from pipeline.params import active_profile
+from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.device import resolve_device
-from singanseg.errors import UserError
 from singanseg.style import (
     Backbone,
     StyleConfig,
@@ -115,39 +114,33 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipeline.stylize", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument(
+    stage = Stage("stylize", __doc__.split("\n\n")[0], StylizeParams)
+    stage.parser.add_argument(
         "--ratio", action="append", help="only these ratios (each must be in stylize.ratios)"
     )
-    ap.add_argument("--root", default=".", help="folder holding data/ and synthetic/")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("stylize", StylizeParams, args.params)
-        ratios = args.ratio or list(params.ratios)
-        for r in ratios:
-            if r not in params.ratios:
-                raise ConfigError(
-                    f"--ratio {r}: not in {args.params}: stylize.ratios {list(params.ratios)}"
-                )
-        # the weights are resolved before the run opens so that it is tagged with them
-        device = resolve_device(params.device, "stylize.device")
-        backbone = load_backbone(params.style_config(ratios[0]), device)  # one VGG for all ratios
-        with stage_run(
-            "stylize",
-            params,
-            profile=active_profile(args.params),
-            provenance=backbone.provenance,
-            enabled=params.track,
-        ) as mlrun:
-            metrics = run(params, Path(args.root), ratios, backbone, device)
-            log_metrics(mlrun, metrics)
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"stylize: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    stage.parser.add_argument("--root", default=".", help="folder holding data/ and synthetic/")
+    return stage.run(_work, argv)
+
+
+def _work(args, params: StylizeParams) -> None:
+    ratios = args.ratio or list(params.ratios)
+    for r in ratios:
+        if r not in params.ratios:
+            raise ConfigError(
+                f"--ratio {r}: not in {args.params}: stylize.ratios {list(params.ratios)}"
+            )
+    # the weights are resolved before the run opens so that it is tagged with them
+    device = resolve_device(params.device, "stylize.device")
+    backbone = load_backbone(params.style_config(ratios[0]), device)  # one VGG for all ratios
+    with stage_run(
+        "stylize",
+        params,
+        profile=active_profile(args.params),
+        provenance=backbone.provenance,
+        enabled=params.track,
+    ) as mlrun:
+        metrics = run(params, Path(args.root), ratios, backbone, device)
+        log_metrics(mlrun, metrics)
 
 
 if __name__ == "__main__":

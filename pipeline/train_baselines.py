@@ -13,7 +13,6 @@ our profile overlays (docs/deviations/pipeline.md). `--subset` trains just one.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baselines.common import GANS, get_gan, make_config
-from pipeline.params import load_section
+from pipeline.stage import Stage
 from pipeline.tracking import MlflowTracker, stage_run
 from singanseg.device import resolve_device
 from singanseg.errors import UserError
@@ -109,48 +108,45 @@ def _child(run, name: str, tags: dict[str, str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m pipeline.train_baselines", description=__doc__.split("\n\n")[0]
-    )
+    # a diverged training (FloatingPointError) is reported in one line too
+    stage = Stage("train_baselines", __doc__.split("\n\n")[0], BaselinesParams, section="baselines",
+                  errors=(UserError, FloatingPointError))  # fmt: skip
+    ap = stage.parser
     ap.add_argument("--gan", required=True, choices=sorted(GANS))
     ap.add_argument("--subset", help="K (the first K pairs by id) or all; default: every subset in params")
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--root", default=".", help="folder holding data/ and models/")
     ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    try:
-        from baselines.common import train
+    return stage.run(_work, argv)
 
-        params = load_section("baselines", BaselinesParams, args.params)
-        subsets = [args.subset] if args.subset else params.subsets_of(args.gan)
-        if not subsets:
-            raise ConfigError(f"{args.params}: baselines.subsets.{args.gan}: no subsets to train")
+
+def _work(args, params: BaselinesParams) -> None:
+    from baselines.common import train
+
+    subsets = [args.subset] if args.subset else params.subsets_of(args.gan)
+    if not subsets:
+        raise ConfigError(f"{args.params}: baselines.subsets.{args.gan}: no subsets to train")
+    for sub in subsets:
+        parse_subset(sub)
+    config = params.gan_config(args.gan, f"{args.params}: baselines")
+    get_gan(args.gan)  # a missing module fails before the run opens
+    root = Path(args.root)
+    data_dir = root / "data" / "real"
+    provenance = {"weights": "random-init"}
+    if hasattr(config, "weights"):
+        provenance["loss_weights"] = str(config.weights)  # e.g. FastGAN's LPIPS
+    with stage_run("train_baselines", config, run_name=f"train_baselines/{args.gan}",
+                   provenance=provenance, tags={"gan": args.gan}, enabled=params.track) as mlrun:  # fmt: skip
+        device = resolve_device(params.device, "baselines.device")
         for sub in subsets:
-            parse_subset(sub)
-        config = params.gan_config(args.gan, f"{args.params}: baselines")
-        get_gan(args.gan)  # a missing module fails before the run opens
-        root = Path(args.root)
-        data_dir = root / "data" / "real"
-        provenance = {"weights": "random-init"}
-        if hasattr(config, "weights"):
-            provenance["loss_weights"] = str(config.weights)  # e.g. FastGAN's LPIPS
-        with stage_run("train_baselines", config, run_name=f"train_baselines/{args.gan}",
-                       provenance=provenance, tags={"gan": args.gan}, enabled=params.track) as mlrun:  # fmt: skip
-            device = resolve_device(params.device, "baselines.device")
-            for sub in subsets:
-                used = effective_subset(params, parse_subset(sub), data_dir)
-                out = model_dir(root, args.gan, sub)
-                tags = {"gan": args.gan, "subset": sub, "subset_used": "all" if used is None else str(used)}
-                with _child(mlrun, f"train_baselines/{args.gan}/n{sub}", tags) as child:
-                    model = train(args.gan, data_dir, out, config, seed=params.seed, num_images=used,
-                                  progress=not args.no_progress, tracker=child, device=device)  # fmt: skip
-                    child.log_metrics({"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
-                print(f"train_baselines: {args.gan} n{sub} -> {out}")
-    except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
-        print(f"train_baselines: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+            used = effective_subset(params, parse_subset(sub), data_dir)
+            out = model_dir(root, args.gan, sub)
+            tags = {"gan": args.gan, "subset": sub, "subset_used": "all" if used is None else str(used)}
+            with _child(mlrun, f"train_baselines/{args.gan}/n{sub}", tags) as child:
+                model = train(args.gan, data_dir, out, config, seed=params.seed, num_images=used,
+                              progress=not args.no_progress, tracker=child, device=device)  # fmt: skip
+                child.log_metrics({"iterations": model.meta["iteration"], "num_images": model.meta["num_images"]})
+            print(f"train_baselines: {args.gan} n{sub} -> {out}")
 
 
 if __name__ == "__main__":

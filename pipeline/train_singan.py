@@ -9,7 +9,6 @@ Sharded for `foreach` with `--shard i --num-shards n` (ids in natural-sort order
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -17,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.params import load_section
+from pipeline.params import load_section  # noqa: F401  (tests load a section through this module)
+from pipeline.stage import Stage
 from pipeline.tracking import MlflowTracker, log_metrics, stage_run
 from singanseg.config import SinGANConfig
-from singanseg.errors import UserError
 from singanseg.executors import ExecutorConfig
 from singanseg.many import ManyResult, select_pairs, train_many
 from singanseg.typed import ConfigError
@@ -87,24 +86,20 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--params", default="params.yaml")
+    stage = Stage("train_singan", __doc__, SinGANStageParams, section="singan")
+    ap = stage.parser
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--num-shards", type=int, default=1)
     ap.add_argument("--out", default=None, help="overrides singan.out_dir")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--exclusive-out", action="store_true",
                     help="the out folder is this shard's alone: remove model folders of other ids")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("singan", SinGANStageParams, args.params)
-        result = run(params, args.shard, args.num_shards, args.out, progress=not args.quiet,
-                     exclusive_out=args.exclusive_out)
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"train_singan: error: {e}", file=sys.stderr)
-        return 2
+    return stage.run(_work, argv)
+
+
+def _work(args, params: SinGANStageParams) -> int:
+    result = run(params, args.shard, args.num_shards, args.out, progress=not args.quiet,
+                 exclusive_out=args.exclusive_out)
     print(f"train_singan: {result.summary} -> {args.out or params.out_dir}")
     # a failed image fails the stage (DVC must not record it as done), after the others finished
     return 1 if result.ids("failed") else 0

@@ -349,12 +349,31 @@ def failed_ids(results: Sequence[TaskResult], max_ids: int = 20) -> str:
     return ", ".join(failed[:max_ids]) + more if failed else ""
 
 
-def summarize(results: Sequence[TaskResult], max_ids: int = 20) -> str:
-    """`3 done, 1 skipped, 1 failed (a1)`: counts, then the failed ids (train-many words it
-    for models: singanseg.many.summary_line, from the same counts and ids)."""
-    line = ", ".join(f"{n} {s}" for s, n in status_counts(results).items())
+def summarize(
+    results: Sequence[TaskResult],
+    max_ids: int = 20,
+    *,
+    unit: str | None = None,
+    done: str = "done",
+    first_error: bool = False,
+) -> str:
+    """The one summary line of a fan-out: counts, then the failed ids.
+
+    `3 done, 1 skipped, 1 failed (a1)` by default; train-many words it for models with
+    `unit="pairs", done="trained (1 resumed)", first_error=True`:
+    `3 pairs: 1 trained (1 resumed), 1 skipped, 1 failed: c (first error: c: InputError: ...)`.
+    """
+    counts = status_counts(results)
+    line = f"{counts['done']} {done}, {counts['skipped']} skipped, {counts['failed']} failed"
+    if unit is not None:
+        line = f"{len(results)} {unit}: {line}"
     ids = failed_ids(results, max_ids)
-    return f"{line} ({ids})" if ids else line
+    if not ids:
+        return line
+    if first_error:
+        first = next(r for r in results if r.status == "failed")
+        return f"{line}: {ids} (first error: {first.task_id}: {first.error})"
+    return f"{line} ({ids})"
 
 
 _RAY_NAMES = ("PROBE_TIMEOUT_S", "RayExecutor", "probe_ray_address")

@@ -30,9 +30,8 @@ from singanseg.executors import (
     ExecutorError,
     Skipped,
     TaskResult,
-    failed_ids,
     run_tasks,
-    status_counts,
+    summarize,
 )
 from singanseg.io import Pair, list_pairs, write_text
 from singanseg.model import MODEL_JSON, config_of, read_model_json
@@ -139,24 +138,6 @@ def select_pairs(
     return pairs[_select_shard([p.id for p in pairs], shard)]
 
 
-def summary_line(results: Sequence[TaskResult], max_ids: int = 20) -> str:
-    """`3 pairs: 1 trained (1 resumed), 1 skipped, 1 failed: c (InputError: ...)`."""
-    counts = status_counts(results)
-    resumed = sum(
-        bool(r.status == "done" and isinstance(r.value, dict) and r.value.get("resumed"))
-        for r in results
-    )
-    line = (
-        f"{len(results)} pairs: {counts['done']} trained ({resumed} resumed), "
-        f"{counts['skipped']} skipped, {counts['failed']} failed"
-    )
-    ids = failed_ids(results, max_ids)
-    if ids:
-        first = next(r for r in results if r.status == "failed")
-        line += f": {ids} (first error: {first.task_id}: {first.error})"
-    return line
-
-
 def train_many(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -222,7 +203,12 @@ def train_many(
                                 device=local_device, progress=progress)  # fmt: skip
     else:
         results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
-    summary = summary_line(results)
+    resumed = sum(
+        bool(r.status == "done" and isinstance(r.value, dict) and r.value.get("resumed"))
+        for r in results
+    )
+    # the one summary line (executors.summarize), worded for models
+    summary = summarize(results, unit="pairs", done=f"trained ({resumed} resumed)", first_error=True)
     name = RECORD if shard is None else f"train_many.shard-{shard[0]}-of-{shard[1]}.json"
     record = write_text(
         out_dir / name,
@@ -385,7 +371,6 @@ __all__ = [
     "image_seed",
     "run_train_many_command",
     "select_pairs",
-    "summary_line",
     "train_many",
     "train_one",
 ]

@@ -2,6 +2,8 @@
 
 The environment variables are the ones ../shared/docs/environment.md measured as needed
 offline (HF_HUB_OFFLINE stops smp/timm from spending ~28 s retrying the hub).
+Helpers that several test modules use live in tests/helpers.py (`from helpers import ...`;
+pytest puts tests/ on sys.path): no test module imports another.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_segment_experiments import make_project
-from test_segment_train import TINY_MODEL, TINY_TRAIN
+from helpers import TINY_MODEL, TINY_TRAIN, make_project
 
 from pipeline.segment.config import GridAParams, GridBParams, SegmentParams
 from pipeline.segment.grid import run_grid

@@ -6,19 +6,16 @@ import json
 
 import pytest
 import torch
-from test_segment_experiments import PARAMS, fold_of, make_project
+from helpers import PARAMS, TINY_MODEL, TINY_TRAIN, fold_of, make_project
 
 from pipeline.segment.__main__ import main
 from pipeline.segment.config import GridAParams, GridBParams, SegmentParams, TrainParams
 from pipeline.segment.data import PairDataset
 from pipeline.segment.experiments import resolve
-from pipeline.segment.model import ModelParams, build_model, weights_provenance
+from pipeline.segment.model import build_model, weights_provenance
 from pipeline.segment.run import output_paths, run_experiment
 from pipeline.segment.train import evaluate, fit, make_loss, seed_everything, smp_utils_dice_loss
 from singanseg.io import list_pairs
-
-TINY_MODEL = ModelParams(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8))
-TINY_TRAIN = TrainParams(epochs=2, batch_size=4, img_size=32, pyra_size=None, lr_change_epoch=1)
 
 
 def test_dice_losses_agree_where_a_batch_has_polyp_pixels():

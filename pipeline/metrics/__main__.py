@@ -17,11 +17,18 @@ import json
 import sys
 import warnings
 
-from singanseg.errors import UserError
+from pipeline.stage import Stage
+
+from .fid import FIDOptions
+from .lpips_diversity import LPIPSOptions
+from .masks import MaskOptions
+from .registry import MetricContext, calc_metric
+from .sifid import SIFIDOptions
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline.metrics", description=__doc__.split("\n\n")[0])
+def _parser(p: argparse.ArgumentParser) -> None:
+    # each subcommand names a registered metric and says how its arguments become
+    # (synthetic, real, options) for calc_metric
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp, weights=True):
@@ -38,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--batch-size", type=int, default=50)
     f.add_argument("--no-cache", action="store_true", help="do not cache set statistics")
     common(f)
+    f.set_defaults(inputs=lambda a: (a.dir_b, a.dir_a, FIDOptions(  # DIR_A: the reference set
+        dims=a.dims, weights=a.weights, weights_dir=a.weights_dir, batch_size=a.batch_size, cache=not a.no_cache)))
 
     s = sub.add_parser("sifid", help="SIFID per (real, synthetic) pair, paired by id")
     s.add_argument("real_dir")
@@ -47,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--network", default="inception_imagenet", choices=("inception_imagenet", "inception_fid"))
     s.add_argument("--pairs", action="store_true", help="include the per-pair table in the JSON")
     common(s)
+    s.set_defaults(inputs=lambda a: (a.fake_dir, a.real_dir, SIFIDOptions(
+        dims=a.dims, resize=not a.no_resize, network=a.network, weights=a.weights, weights_dir=a.weights_dir)))
 
     lp = sub.add_parser("lpips", help="mean pairwise LPIPS among samples of each model")
     lp.add_argument("dir")
@@ -54,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     lp.add_argument("--net", default="alex", choices=("alex", "vgg"))
     lp.add_argument("--dims", type=int, default=None, help=argparse.SUPPRESS)
     common(lp)
+    lp.set_defaults(inputs=lambda a: (a.dir, a.real, LPIPSOptions(net=a.net, weights=a.weights, weights_dir=a.weights_dir)))
 
     m = sub.add_parser("masks", help="foreground percentages and per-model pixel-wise mean/std")
     m.add_argument("dir")
@@ -61,48 +73,30 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--bin-width", type=float, default=5.0)
     m.add_argument("--dims", type=int, default=None, help=argparse.SUPPRESS)
     common(m, weights=False)
-    return p
+    m.set_defaults(inputs=lambda a: (a.dir, None, MaskOptions(bin_width=a.bin_width)))
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.cmd == "fid":
-        from .fid import FIDOptions, fid_folders
-
-        opts = FIDOptions(dims=args.dims, weights=args.weights, weights_dir=args.weights_dir, batch_size=args.batch_size, cache=not args.no_cache)
-        return fid_folders(args.dir_a, args.dir_b, opts, device=args.device)
-    if args.cmd == "sifid":
-        from .sifid import SIFIDOptions, sifid_folders
-
-        opts = SIFIDOptions(dims=args.dims, resize=not args.no_resize, network=args.network, weights=args.weights, weights_dir=args.weights_dir)
-        res = sifid_folders(args.real_dir, args.fake_dir, opts, device=args.device)
-        out = res.summary()
-        if args.pairs:
-            out["pairs"] = [{"real_id": a, "synthetic_id": b, "sifid": v} for a, b, v in res.rows]
-        return out
-    if args.cmd == "lpips":
-        from .lpips_diversity import LPIPSOptions, lpips_diversity
-
-        return lpips_diversity(args.dir, args.real, LPIPSOptions(net=args.net, weights=args.weights, weights_dir=args.weights_dir), device=args.device)
-    from .masks import mask_summary, pixelwise_stats
-
-    out = mask_summary(args.dir, args.bin_width)
-    out["per_model"] = pixelwise_stats(args.dir, args.out)
-    out["weights"] = "none (no network)"
+    """The chosen metric, by name from the registry (pipeline/metrics/registry.py)."""
+    synthetic, real, options = args.inputs(args)
+    ctx = MetricContext(device=args.device, out=getattr(args, "out", None))
+    out = calc_metric(args.cmd, synthetic, real, options, ctx).summary
+    if not getattr(args, "pairs", True):  # sifid: the per-pair rows only when asked
+        del out["pairs"]
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
+    stage = Stage("metrics", __doc__.split("\n\n")[0], prefix="", params_flag=False)
+    _parser(stage.parser)
+
+    def work(args, _params) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # keep stderr to the one-line error
             out = run(args)
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        msg = " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-    print(json.dumps(out, sort_keys=False))
-    return 0
+        print(json.dumps(out, sort_keys=False))
+
+    return stage.run(work, argv)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,15 @@ def group_by_model(ids) -> dict[str, list[str]]:
 
 
 @torch.no_grad()
+def sample_index(sample_dir: str | os.PathLike) -> dict[str, Path]:
+    """The samples of `sample_dir`, checked before any network loads: a pairwise diversity
+    needs at least 2."""
+    idx = image_index(sample_dir)
+    if len(idx) < 2:
+        raise InputError(f"{sample_dir}: need at least 2 images for a pairwise diversity, got {len(idx)}")
+    return idx
+
+
 def lpips_diversity(
     sample_dir: str | os.PathLike,
     real_dir: str | os.PathLike | None = None,
@@ -122,9 +131,7 @@ def lpips_diversity(
 ) -> dict:
     """Per model: mean pairwise LPIPS of its samples and (with `real_dir`) to its training image."""
     options.validate()
-    idx = image_index(sample_dir)
-    if len(idx) < 2:
-        raise InputError(f"{sample_dir}: need at least 2 images for a pairwise diversity, got {len(idx)}")
+    idx = sample_index(sample_dir)
     if model is None:
         model, provenance = load_lpips(options.net, options.weights, options.weights_dir, device)
     real_idx = image_index(real_dir) if real_dir is not None else {}

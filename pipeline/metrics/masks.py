@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,12 @@ from singanseg.io import IMAGE_SUFFIXES, InputError, read_mask, write_png
 from singanseg.typed import ConfigError
 
 from .lpips_diversity import group_by_model
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    bin_width: float = 5.0  # histogram bins in percent; Fig 3/6 bin width unknown (paper.md section 7)
+    pixelwise: bool = True  # Fig 5: per-model pixel-wise mean/std of sampled masks
 
 
 def mask_index(folder: str | os.PathLike) -> dict[str, Path]:

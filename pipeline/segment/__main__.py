@@ -8,35 +8,33 @@ Reads params section `segment` (pipeline/segment/config.py) with the active prof
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pipeline.params import DEFAULT_PARAMS, active_profile, load_section
+from pipeline.params import active_profile
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs
-from singanseg.errors import UserError
+from pipeline.stage import Stage
 from singanseg.typed import parse_sets, replace
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.segment", description=__doc__.splitlines()[0])
+    stage = Stage("segment", __doc__.splitlines()[0], SegmentParams, prefix="")
+    ap = stage.parser
     ap.add_argument("--experiment", help="e.g. A/FAKE_3_ST1to1000 or B/REAL_N10 (see --list)")
     ap.add_argument("--fold", type=int, help="grid A: the held-out test fold; grid B: the training fold")
     ap.add_argument("--list", action="store_true", help="print the experiment/fold runs of the active params")
     ap.add_argument("--grid", choices=["A", "B"], help="run every experiment and fold of grid A or B (resumable)")
-    ap.add_argument("--params", default=str(DEFAULT_PARAMS))
     ap.add_argument("--profile", default=None, help="override params.yaml's profile")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a segment.* value")
-    args = ap.parse_args(argv)
-    try:
-        params = load_section("segment", SegmentParams, args.params, args.profile)
+
+    def work(args, params: SegmentParams) -> None:
         if args.set:
             params = replace(params, parse_sets(args.set), "--set segment")
         runs = grid_runs(params)
         if args.list:
             for name, fold in runs:
                 print(f"{name} {fold}")
-            return 0
+            return
         profile = args.profile or active_profile(args.params)
         if args.grid:
             from pipeline.segment.grid import run_grid
@@ -44,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_grid(args.grid, params, profile=profile)
             print(f"segment {args.grid}: {summary['runs']} runs, {summary['trained']} trained, "
                   f"{summary['skipped']} up to date")
-            return 0
+            return
         if args.experiment is None or args.fold is None:
             ap.error("--experiment and --fold are required (or --grid, or --list)")
         if (args.experiment, args.fold) not in runs:
@@ -52,14 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.segment.run import run_experiment
 
         record = run_experiment(args.experiment, args.fold, params, profile=profile)
-    except UserError as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for protocol, r in record["protocols"].items():
-        s = r["test"]["per_image"]
-        print(f"{args.experiment} fold {args.fold} [{protocol}] best epoch {r['best_epoch']}: "
-              f"IoU {s['iou']:.4f} F1 {s['f1']:.4f} (per-image mean, {r['test_size']} test images)")
-    return 0
+        for protocol, r in record["protocols"].items():
+            s = r["test"]["per_image"]
+            print(f"{args.experiment} fold {args.fold} [{protocol}] best epoch {r['best_epoch']}: "
+                  f"IoU {s['iou']:.4f} F1 {s['f1']:.4f} (per-image mean, {r['test_size']} test images)")
+
+    return stage.run(work, argv)
 
 
 if __name__ == "__main__":
