@@ -23,7 +23,8 @@ def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
     first = run_grid("A", params, root=tmp_path, log=lines.append)
     assert (first["runs"], first["trained"], first["skipped"]) == (4, 4, 0)
     out = tmp_path / "metrics/segmentation/A"
-    assert sorted(p.name for p in out.iterdir()) == ["FAKE_1", "REAL"]
+    # beside the experiments, the trivial segmenters' rows (pipeline/segment/trivial.py)
+    assert sorted(p.name for p in out.iterdir()) == ["FAKE_1", "REAL", "TRIVIAL_BACKGROUND", "TRIVIAL_MEAN_MASK"]
     rec = json.loads((out / "REAL" / "fold1.json").read_text())
     assert rec["test_folds"] == [1] and len(rec["fingerprint"]) == 16
     # a rerun with nothing changed trains nothing
@@ -37,4 +38,4 @@ def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
     # shrinking the grid removes the results of experiments that left it
     smaller = SegmentParams(**{**params.__dict__, "grid_a": GridAParams(experiments=("REAL",), folds=(0, 1))})
     run_grid("A", smaller, root=tmp_path, log=lines.append)
-    assert sorted(p.name for p in out.iterdir()) == ["REAL"]
+    assert sorted(p.name for p in out.iterdir()) == ["REAL", "TRIVIAL_BACKGROUND", "TRIVIAL_MEAN_MASK"]
