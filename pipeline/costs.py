@@ -98,5 +98,6 @@ def cost_table(timings: Path, models: list[Path], synthetic: Path, segmentation:
                      "(model.json `seconds`); the stage's seconds per model divide its wall time, with "
                      "process starts and parallel jobs, by the models it holds.")  # fmt: skip
     t = Table("costs", "What this run cost: wall time per stage and per unit of work", df, None, {},
-              caption + "; machine: " + "; ".join(sorted(machines)), digits, notes=notes)  # fmt: skip
+              caption + "; machine: " + "; ".join(sorted(machines)), digits, notes=notes,
+              weights="none (wall times, not scores)")  # fmt: skip
     return t, {"total_seconds": total, "machines": sorted(machines), "singan_seconds_per_model": per_model}

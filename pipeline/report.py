@@ -294,7 +294,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     missing: list[str] = []
 
     cost, cost_summary = cost_table(metrics / "timings", sorted(Path(params.models).glob("shard*")),
-                                    Path(params.synthetic), metrics / "segmentation", caption)  # fmt: skip
+                                    Path(params.synthetic), metrics / "segmentation", caption, digits=3)  # fmt: skip
     q_tables, q_figures, q_prov, q_missing = quality_tables(metrics / "quality", out / "figures", caption, params.digits,
                                                             synthetic=Path(params.synthetic))  # fmt: skip
     missing += q_missing
@@ -305,7 +305,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     if not seg.empty:
         provenance.setdefault("UNet++ encoder", set()).update(
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
-    claims = claims_frame(seg, quality_sets(metrics / "quality"), style_weights(Path(params.synthetic)))
+    claims = claims_frame(seg, quality_sets(metrics / "quality"), style_weights(Path(params.synthetic)),
+                          quality_sets(metrics / "quality", "gan_by_k"))  # fmt: skip
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
                         caption, params.digits, notes=[CLAIMS_NOTE]))  # fmt: skip
     tables += q_tables
@@ -362,9 +363,9 @@ CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule
                "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")
 
 
-def quality_sets(root: Path) -> dict:
+def quality_sets(root: Path, key: str = "sets") -> dict:
     path = root / "summary.json"
-    return json.loads(path.read_text()).get("sets", {}) if path.is_file() else {}
+    return json.loads(path.read_text()).get(key, {}) if path.is_file() else {}
 
 
 def style_weights(synthetic: Path) -> set[str]:

@@ -69,6 +69,16 @@ def test_gan_claim_compares_with_baselines_trained_on_few_images_only():
     assert singan_beats_gans_when_small({"singan/gss0": {"fid": 1.0}}).verdict.startswith("not testable")
 
 
+def test_gan_claim_prefers_the_equal_size_comparison():
+    sets = {"singan/gss0": {"fid": 100.0}, "fastgan/n5": {"fid": 150.0}}
+    by_k = {"singan/gss0@K5": {"kid_mean": 0.5}, "fastgan/n5@K5": {"kid_mean": 0.7},
+            "singan/gss0@K20": {"kid_mean": 0.4}, "fastgan/n20@K20": {"kid_mean": 0.6}, "dcgan/nall@K5": {"kid_mean": 0.1}}
+    c = singan_beats_gans_when_small(sets, by_k=by_k)
+    assert c.verdict == HOLDS and "K=5" in c.evidence and "K=20" in c.evidence and "KID" in c.rule
+    by_k["singan/gss0@K20"] = {"kid_mean": 0.65}  # loses at one K: the claim is "at every K"
+    assert singan_beats_gans_when_small(sets, by_k=by_k).verdict == FAILS
+
+
 @pytest.mark.parametrize("empty", [True, False])
 def test_claims_frame_has_one_row_per_claim_with_a_verdict(empty):
     df = seg({}) if empty else seg({("A", "REAL"): [0.5], ("A", "TRIVIAL_BACKGROUND"): [0.0]})
