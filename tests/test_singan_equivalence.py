@@ -520,10 +520,10 @@ def test_fused_and_loop_adam_differ_only_in_the_implementation():
     nets = (torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
     fused = make_optimizers(*nets, SinGANConfig(adam_impl="fused"))
     loop = make_optimizers(*nets, SinGANConfig(adam_impl="loop"))
-    for a, b in zip(fused[:2], loop[:2]):
+    for a, b in zip(fused[:2], loop[:2], strict=True):
         ga, gb = a.param_groups[0], b.param_groups[0]
         assert ga["fused"] and not gb["fused"]
         for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"):
             assert ga[key] == gb[key], key
-    for a, b in zip(fused[2:], loop[2:]):
+    for a, b in zip(fused[2:], loop[2:], strict=True):
         assert (a.milestones, a.gamma) == (b.milestones, b.gamma)
