@@ -307,6 +307,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
     claims = claims_frame(seg, quality_sets(metrics / "quality"), style_weights(Path(params.synthetic)),
                           quality_sets(metrics / "quality", "gan_by_k"))  # fmt: skip
+    claims["network weights"] = claim_weights(seg, provenance, style_weights(Path(params.synthetic)))
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
                         caption, params.digits, notes=[CLAIMS_NOTE]))  # fmt: skip
     tables += q_tables
@@ -361,6 +362,16 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
 
 CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/claims.py); "
                "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")
+
+
+def claim_weights(seg: pd.DataFrame, provenance: dict[str, set[str]], style: set[str]) -> list[str]:
+    """Which weights each claim's numbers came from, said in its row (claims_frame's order:
+    sanity, style transfer, GANs, data-rich, data-scarce)."""
+    unet = "UNet++ " + (row_weights(seg[~seg.experiment.str.contains("TRIVIAL")]) if not seg.empty else "none")
+    incep = "; ".join(f"{k.split(': ', 1)[-1]}: {'RANDOM-INIT' if 'random' in w else w.split(':')[0]}"
+                      for k, ws in sorted(provenance.items()) if k.startswith("quality: inception") for w in sorted(ws))  # fmt: skip
+    vgg = "style VGG16: " + ("RANDOM-INIT" if any("random" in w for w in style) else (", ".join(sorted(style)) or "none"))
+    return [unet, f"{vgg}; {incep or 'Inception: none recorded'}", incep or "Inception: none recorded", unet, unet]
 
 
 def quality_sets(root: Path, key: str = "sets") -> dict:
