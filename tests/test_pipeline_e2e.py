@@ -128,6 +128,9 @@ def test_reports_hold_every_table_and_figure(project):
     assert len(by_k) > 2
     assert all(r["generator at training size K"].startswith("K=2: ") and "inception_fid: " in r["network weights"]
                for r in by_k)  # fmt: skip
+    with open(reports / "tables" / "claims.csv", newline="") as f:
+        claims = list(csv.DictReader(f))
+    assert len(claims) == 5 and all("RANDOM-INIT" in r["network weights"] for r in claims if "UNet++" in r["network weights"])
     sifid = (reports / "tables" / "sifid.csv").read_text().splitlines()
     assert all("lpips: RANDOM-INIT" in row for row in sifid[1:])
     assert all("style VGG16: RANDOM-INIT" in row for row in sifid[1:] if "ST 1:" in row)
