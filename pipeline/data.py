@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline import kvasir, phantom
+from pipeline import feasibility, kvasir, phantom
 from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.io import (
@@ -105,8 +105,12 @@ def _records_from_phantom(params: PhantomParams, limit: int | None):
         yield pid, image, mask, None, None, None
 
 
-def build(params: DataParams, out: Path) -> list[dict]:
-    """Write `out/real/` and `out/folds.csv`; returns the manifest rows."""
+def build(params: DataParams, out: Path, check=None) -> list[dict]:
+    """Write `out/real/` and `out/folds.csv`; returns the manifest rows.
+
+    `check(folds)`: called with {id: fold} before anything is written for good; an error it
+    raises keeps the previous outputs (pipeline/feasibility.py: can the data feed the grids?).
+    """
     if params.source == "phantom":
         records = _records_from_phantom(params.phantom, params.limit)
     elif params.source == "folder":
@@ -138,6 +142,8 @@ def build(params: DataParams, out: Path) -> list[dict]:
             })  # fmt: skip
         if not rows:
             raise InputError(f"data source {params.source!r} produced no pairs")
+        if check is not None:
+            check(assign_folds([r["id"] for r in rows], params.folds, params.fold_mode, params.fold_seed))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _work(args, params: DataParams) -> None:
     with stage_run("data", params, provenance={"data_source": params.source}, enabled=params.track) as run:
-        rows = build(params, Path(args.out))
+        rows = build(params, Path(args.out), check=lambda folds: feasibility.check(folds, args.params))
         stats = summarize(rows)
         log_metrics(run, stats)
         if run is not None:
