@@ -305,9 +305,9 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     if not seg.empty:
         provenance.setdefault("UNet++ encoder", set()).update(
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
-    claims = claims_frame(seg, quality_sets(metrics / "quality"), style_weights(Path(params.synthetic)),
-                          quality_sets(metrics / "quality", "gan_by_k"))  # fmt: skip
-    claims["network weights"] = claim_weights(seg, provenance, style_weights(Path(params.synthetic)))
+    summary, style = quality_summary(metrics / "quality"), style_weights(Path(params.synthetic))
+    claims = claims_frame(seg, summary.get("sets", {}), style, summary.get("gan_by_k", {}))
+    claims["network weights"] = claim_weights(seg, provenance, style)
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
                         caption, params.digits, notes=[CLAIMS_NOTE]))  # fmt: skip
     tables += q_tables
@@ -374,9 +374,10 @@ def claim_weights(seg: pd.DataFrame, provenance: dict[str, set[str]], style: set
     return [unet, f"{vgg}; {incep or 'Inception: none recorded'}", incep or "Inception: none recorded", unet, unet]
 
 
-def quality_sets(root: Path, key: str = "sets") -> dict:
+def quality_summary(root: Path) -> dict:
+    """The quality stage's summary.json ({} before it ran)."""
     path = root / "summary.json"
-    return json.loads(path.read_text()).get(key, {}) if path.is_file() else {}
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def style_weights(synthetic: Path) -> set[str]:
