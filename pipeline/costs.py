@@ -89,6 +89,7 @@ def cost_table(timings: Path, models: list[Path], synthetic: Path, segmentation:
             "machine": f"{m['cores']} cores, {m['device']}",
         })  # fmt: skip
     df = pd.DataFrame(rows).set_index("stage")
+    df["units"] = df["units"].astype("Int64")  # counts stay integers beside the stages without a unit
     total = float(df["wall seconds"].sum())
     per_model = singan_seconds_per_model(models)
     notes = [f"Total wall time of the stages above: {total / 60:.1f} minutes "
@@ -99,5 +100,6 @@ def cost_table(timings: Path, models: list[Path], synthetic: Path, segmentation:
                      "process starts and parallel jobs, by the models it holds.")  # fmt: skip
     t = Table("costs", "What this run cost: wall time per stage and per unit of work", df, None, {},
               caption + "; machine: " + "; ".join(sorted(machines)), digits, notes=notes,
-              weights="none (wall times, not scores)")  # fmt: skip
+              weights="none (wall times, not scores)",
+              col_digits={"wall seconds": 1, "wall minutes": 2})  # rounded so: more decimals would be noise  # fmt: skip
     return t, {"total_seconds": total, "machines": sorted(machines), "singan_seconds_per_model": per_model}

@@ -12,25 +12,25 @@ missing, with the stage that would make it.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline import figures
 from pipeline.claims import claims_frame
 from pipeline.costs import cost_table
+from pipeline.names import display_name
 from pipeline.params import active_profile, load_section, overrides_vs_head
+from pipeline.report_figures import figure_caption, grid_b_figure, learning_curves, sample_grids
 from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
 from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
-from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
+from singanseg.io import write_text
 
 SCORES = ("iou", "f1", "precision", "recall", "accuracy")
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
@@ -103,14 +103,15 @@ def grid_a_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     return Table(
         f"grid_a_{protocol}", f"Grid A (data-rich, 3-fold), {protocol} protocol: UNet++ test scores, mean ± std over folds",
         mean, std, {SCORE_LABELS[s]: "max" for s in SCORES}, caption, digits,
-        notes=[_protocol_note(protocol), TRIVIAL_NOTE],
+        notes=[_protocol_note(protocol), TRIVIAL_NOTE.format(rows="rows")],
         reference_rows={i for i in mean.index if i.startswith("TRIVIAL")},
+        labels={e: display_name(e) for e in mean.index},
     )  # fmt: skip
 
 
-TRIVIAL_NOTE = ("TRIVIAL rows (pipeline/segment/trivial.py) are scored by the same code: TRIVIAL_BACKGROUND "
-                "predicts no polyp, TRIVIAL_MEAN_MASK predicts the mean training mask thresholded at 0.5; "
-                "they show what a score is worth and never take the bold.")
+TRIVIAL_NOTE = ("The trivial {rows} (pipeline/segment/trivial.py; TRIVIAL_* in the CSV) are scored by the same code: "
+                "'predicts no polyp' marks every pixel background, 'mean training mask' predicts the mean training "
+                "mask thresholded at 0.5; they show what a score is worth and never take the bold.")
 
 
 def row_weights(rows: pd.DataFrame) -> str:
@@ -131,7 +132,7 @@ def _protocol_note(protocol: str) -> str:
 
 
 def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, digits: int,
-                 samples_per_image: int | str = "segment.grid_b.samples_per_image") -> Table | None:
+                 samples_per_image: int | None = None) -> Table | None:
     sub = df[(df.grid == "B") & (df.protocol == protocol) & (df.averaging == averaging) & (df.score == "iou")]
     if sub.empty:
         return None
@@ -145,12 +146,16 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     mean["network weights"] = [row_weights(sub[(sub.n == n) & ~sub.kind.str.startswith("TRIVIAL")]) for n in mean.index]
     mean.index.name = "N real images"
     mean.index = mean.index.astype(str)
+    per_image = (f"{samples_per_image} SinGAN-Seg samples per real image" if samples_per_image is not None
+                 else "SinGAN-Seg samples (count per real image not recorded)")  # fmt: skip
     t = Table(
-        f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU vs the number N of real images",
+        f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU (higher is better) "
+        "vs the number N of real images",
         mean, None, {}, caption, digits, notes=[_protocol_note(protocol),
-        f"FAKE: {samples_per_image} SinGAN-Seg samples per real image (the paper: 10, style "
-        "transfer 1:1000) from the same N models; the REAL+FAKE and FASTGAN columns are our additions.",
-        TRIVIAL_NOTE.replace("TRIVIAL rows", "TRIVIAL columns")],
+        f"SinGAN-Seg: {per_image} (the paper: 10, style transfer 1:1000) from the same N models; "
+        "the 'real + SinGAN-Seg' and other generators' columns are our additions.",
+        TRIVIAL_NOTE.format(rows="columns")],
+        labels={k: display_name(k) for k in kinds},
     )  # fmt: skip
     # best per row (which training set wins at each N) rather than per column
     t.better = {}
@@ -172,77 +177,6 @@ def grid_b_scores(df: pd.DataFrame, protocol: str, averaging: str, digits: int) 
     mean.index = [e.split("/", 1)[1] for e in mean.index]
     mean.index.name = "experiment"
     return Table(f"grid_b_{protocol}_scores", f"Grid B, {protocol} protocol: every score", mean, None, {}, "", digits)
-
-
-def grid_b_figure(df: pd.DataFrame, averaging: str, path: Path) -> Path | None:
-    sub = df[(df.grid == "B") & (df.averaging == averaging) & (df.score == "iou")]
-    if sub.empty:
-        return None
-    parsed = sub.experiment.str.extract(r"^B/(?P<kind>.+)_N(?P<n>\d+)$")
-    plot = sub.assign(kind=parsed["kind"], N=parsed["n"].astype(int)).rename(columns={"value": "test IoU"})
-    return figures.lines(plot, "N", "test IoU", "kind", path, style="protocol", title="Grid B: data-scarce training")
-
-
-def learning_curves(root: Path, path: Path) -> Path | None:
-    frames = []
-    for csv in sorted(root.glob("A/*/fold*_curves/*.csv")):
-        df = pd.read_csv(csv)
-        if df.empty or "val_per_image_iou" not in df:
-            continue
-        frames.append(df.assign(experiment=csv.parent.parent.name, protocol=csv.stem, fold=csv.parent.name))
-    if not frames:
-        return None
-    df = pd.concat(frames)
-    df = df[df.protocol == "paper"] if (df.protocol == "paper").any() else df
-    return figures.lines(df, "epoch", "val_per_image_iou", "experiment", path,
-                         title="Grid A learning curves (validation IoU, mean ± sd over folds)")  # fmt: skip
-
-
-# ------------------------------------------------------------------ samples
-
-
-def _pairs_of(folder: Path, prefix: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    try:
-        pairs = [p for p in list_pairs(folder) if p.id.startswith(prefix)]
-    except InputError:
-        return out
-    for p in pairs[:n]:
-        out.append((read_image(p.image), read_mask(p.mask)[0]))
-    return out
-
-
-def sample_label(variant: str) -> str:
-    """`singan_st1to1000/gss0` as a reader says it: "SinGAN-Seg gss 0, style 1:1000"."""
-    m = re.match(r"^singan(?:_st(\d+)to(\d+))?/gss(\d+)$", variant)
-    if not m:
-        return variant
-    return f"SinGAN-Seg, start scale {m[3]}" + (f", style {m[1]}:{m[2]}" if m[1] else "")
-
-
-def sample_grids(params: ReportParams, out: Path) -> list[Path]:
-    """Paper Fig 4/7: a real pair, then its synthetic pairs (per gen_start_scale, with/without ST)."""
-    real = Path(params.real)
-    syn = Path(params.synthetic)
-    try:
-        ids = [p.id for p in list_pairs(real)][: params.sample_models]
-    except InputError:
-        return []
-    variants = sorted(p for p in syn.glob("singan*/gss*") if (p / "images").is_dir())
-    written = []
-    for i in ids:
-        rows = [("real", _pairs_of(real, i, 1))]
-        for v in variants:
-            pairs = _pairs_of(v, f"{i}_", params.samples_per_model)
-            if pairs:
-                rows.append((sample_label(f"{v.parent.name}/{v.name}"), pairs))
-        if len(rows) > 1:
-            written.append(figures.sample_grid(rows, out / f"samples_{i}.png"))
-    gans = sorted(p for p in syn.glob("*/n*") if (p / "images").is_dir() and not p.parent.name.startswith("singan"))
-    if gans:
-        rows = [(f"{g.parent.name}/{g.name}", _pairs_of(g, "", params.samples_per_model)) for g in gans]
-        written.append(figures.sample_grid([r for r in rows if r[1]], out / "samples_baselines.png"))
-    return written
 
 
 # ------------------------------------------------------------------ index
@@ -285,10 +219,12 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
 
 
 def build(params: ReportParams, out: Path, profile: str, data_source: str,
-          overrides: dict[str, Any] | None = None, samples_per_image: int | str = "?") -> dict[str, Any]:
+          overrides: dict[str, Any] | None = None, samples_per_image: int | None = None,
+          num_samples: int | None = None) -> dict[str, Any]:
     metrics = Path(params.metrics)
     commit = git_commit(ignore=RUN_WRITES)
     caption = f"Profile {profile}; data {data_source}; commit {commit[:12]}"
+    mark = figures.run_mark(profile, data_source)
     provenance: dict[str, set[str]] = {}
     tables: list[Table] = []
     missing: list[str] = []
@@ -296,7 +232,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     cost, cost_summary = cost_table(metrics / "timings", sorted(Path(params.models).glob("shard*")),
                                     Path(params.synthetic), metrics / "segmentation", caption, digits=3)  # fmt: skip
     q_tables, q_figures, q_prov, q_missing = quality_tables(metrics / "quality", out / "figures", caption, params.digits,
-                                                            synthetic=Path(params.synthetic))  # fmt: skip
+                                                            synthetic=Path(params.synthetic), mark=mark,
+                                                            num_samples=num_samples)  # fmt: skip
     missing += q_missing
     for k, v in q_prov.items():
         provenance.setdefault(k, set()).update(v)
@@ -331,12 +268,12 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         missing.append("cost table (no metrics/timings: stages run outside `dvc repro`)")
     figs = list(q_figures)
     if not seg.empty:
-        for maker, name in ((lambda p: grid_b_figure(seg, params.averaging, p), "grid_b.png"),
-                            (lambda p: learning_curves(metrics / "segmentation", p), "learning_curves.png")):  # fmt: skip
+        for maker, name in ((lambda p: grid_b_figure(seg, params.averaging, p, mark), "grid_b.png"),
+                            (lambda p: learning_curves(metrics / "segmentation", p, mark), "learning_curves.png")):  # fmt: skip
             path = maker(out / "figures" / name)
             if path is not None:
                 figs.append(path)
-    figs += sample_grids(params, out / "figures")
+    figs += sample_grids(params, out / "figures", mark)
 
     fill_caption_weights(tables, provenance)  # every caption names the weights behind its numbers
     for t in tables:
@@ -355,7 +292,9 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     parts += ["## Figures", ""]
     for f in figs:
         rel = f.relative_to(out)
-        parts += [f"### {f.stem.replace('_', ' ')}", "", f"![{f.stem}]({rel.as_posix()})", ""]
+        what, weights = figure_caption(f.stem, provenance, style, samples_per_image)
+        parts += [f"### {what.split('.')[0]}", "", f"![{what.split('.')[0]}]({rel.as_posix()})", "",
+                  f"*{what} {caption}; network weights: {weights}.*", ""]  # fmt: skip
     write_text(out / "README.md", "\n".join(parts))
     return {"tables": len(tables), "figures": len(figs), "missing": missing, "verdicts": claims["verdict"].to_dict()}
 
@@ -399,11 +338,14 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.segment.config import SegmentParams
 
         data = load_section("data", DataParams, args.params)
+        from pipeline.generate import GenerateParams
+
         spi = load_section("segment", SegmentParams, args.params).grid_b.samples_per_image
+        num_samples = load_section("generate", GenerateParams, args.params).num_samples
         source = data.source if data.source != "folder" else f"folder {data.folder}"
         out = Path(args.out or f"reports/{profile}")
         with stage_run("report", params, enabled=params.track) as run:
-            summary = build(params, out, profile, source, overrides_vs_head(args.params), spi)
+            summary = build(params, out, profile, source, overrides_vs_head(args.params), spi, num_samples)
             index = write_index(out.parent)
             if run is not None:
                 import mlflow

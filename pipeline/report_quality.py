@@ -21,19 +21,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import figures
+from pipeline.names import GENERATORS as GAN_NAMES
+from pipeline.names import display_name
 from pipeline.tables import Table
 
 _ST = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
 _GAN = re.compile(r"^(?P<gan>[a-z0-9_]+)/n(?P<k>\d+|all)$")
-GAN_NAMES = {"singan": "SinGAN-Seg", "dcgan": "DCGAN", "progan": "Progressive GAN", "fastgan": "FastGAN"}
-
-
-def _label(name: str) -> str:
-    m = _ST.match(name)
-    if m:
-        st = f"ST {m['c']}:{m['s']}" if m["c"] else "no ST"
-        return f"gen_start_scale {m['gss']}, {st}"
-    return name
+# every mask statistic of the report is a percentage of pixels (metrics/masks.py writes percent)
+MASK_FG = "mask foreground (% of pixels)"
 
 
 def _short(weights: str) -> str:
@@ -56,8 +51,10 @@ def set_weights(name: str, prov: dict[str, str], synthetic: Path | None) -> str:
     return "; ".join(parts)
 
 
-def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthetic: Path | None = None):
-    """(tables, figures, provenance {what: {weights}}, missing) from metrics/quality."""
+def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthetic: Path | None = None,
+                   mark: str = "", num_samples: int | None = None):
+    """(tables, figures, provenance {what: {weights}}, missing) from metrics/quality; `mark` goes
+    into every figure (figures.run_mark), `num_samples` (generate.num_samples) into the notes."""
     summary_path = root / "summary.json"
     if not summary_path.is_file():
         return [], [], {}, ["SIFID / FID / LPIPS tables and mask figures (stage `quality`)"]
@@ -74,9 +71,9 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
             "SIFID": [sifid_rows[n]["sifid"] for n in idx],
             "FID": [sifid_rows[n]["fid"] for n in idx],
             "LPIPS diversity": [sifid_rows[n]["lpips_diversity"] for n in idx],
-            "mask fg %": [sifid_rows[n]["mask_foreground_mean"] for n in idx],
+            MASK_FG: [sifid_rows[n]["mask_foreground_mean"] for n in idx],
             "network weights": [set_weights(n, summary.get("provenance", {}), synthetic) for n in idx],
-        }, index=pd.Index([_label(n) for n in idx], name="SinGAN-Seg samples"))  # fmt: skip
+        }, index=pd.Index([display_name(n) for n in idx], name="SinGAN-Seg samples"))  # fmt: skip
         std = pd.DataFrame({"SIFID": [sifid_rows[n]["sifid_std"] for n in idx]}, index=mean.index)
         sifid_opts = opts["sifid"]
         tables.append(Table(
@@ -93,18 +90,18 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
     gan_rows = []
     for n, s in sets.items():
         if m := _GAN.match(n):
-            gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s, n))
+            gan_rows.append((GAN_NAMES.get(m["gan"], m["gan"]), m["k"], s, n, display_name(n)))
     for n, s in sets.items():
         if (m := _ST.match(n)) and not m["c"]:
-            gan_rows.append((GAN_NAMES["singan"] + f" (gen_start_scale {m['gss']})", "each image, one model per image", s, n))
+            gan_rows.append((display_name(n), "each", s, n, display_name(n) + ", one model per training image"))
     if gan_rows:
         gan_rows.sort(key=lambda r: (not r[0].startswith("SinGAN-Seg"), r[0], int(r[1]) if r[1].isdigit() else 10**9))
         mean = pd.DataFrame(
             {"FID": [r[2]["fid"] for r in gan_rows], "FID dims": [r[2]["fid_dims"] for r in gan_rows],
              "LPIPS diversity": [r[2]["lpips_diversity"] for r in gan_rows],
-             "mask fg %": [r[2]["mask_foreground_mean"] for r in gan_rows],
+             MASK_FG: [r[2]["mask_foreground_mean"] for r in gan_rows],
              "network weights": [set_weights(r[3], summary.get("provenance", {}), synthetic) for r in gan_rows]},
-            index=pd.Index([f"{g}, trained on {k}" for g, k, _, _ in gan_rows], name="generator"),
+            index=pd.Index([r[4] for r in gan_rows], name="generator"),
         )  # fmt: skip
         tables.append(Table(
             "gan_comparison", "FID of each generator's samples vs its real training images",
@@ -113,7 +110,7 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
                    "FID from fewer images than feature dimensions is biased upwards; compare rows of equal size."],
         ))  # fmt: skip
 
-    by_k = gan_by_k_table(root / "gan_by_k.json", fig_dir, caption, digits)
+    by_k = gan_by_k_table(root / "gan_by_k.json", fig_dir, caption, digits, mark, num_samples)
     if by_k is None:
         missing.append("GAN comparison at equal training size K (no FastGAN subset n<K> in synthetic/, stage `quality`)")
     else:
@@ -124,27 +121,29 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
     hists = {}
     if real_masks.is_file():
         h = json.loads(real_masks.read_text())["distribution"]["histogram"]
-        hists["real"] = (h["edges"], h["counts"])
+        hists["real masks"] = (h["edges"], h["counts"])
     for n in sets:
         p = root / f"{n.replace('/', '__')}.json"
         if p.is_file():
             h = json.loads(p.read_text())["masks"]["distribution"]["histogram"]
-            hists[_label(n)] = (h["edges"], h["counts"])
+            hists[display_name(n)] = (h["edges"], h["counts"])
     if hists:
-        figs.append(figures.histograms(hists, fig_dir / "mask_foreground.png", "mask foreground (% of pixels)",
-                                       "Foreground percentage of real and synthetic masks"))  # fmt: skip
+        figs.append(figures.histograms(hists, fig_dir / "mask_foreground.png", MASK_FG,
+                                       "Foreground percentage of real and synthetic masks", mark))  # fmt: skip
 
-    maps = []
+    maps, maps_of = [], ""
     for n in sets:
         if not _ST.match(n) or _ST.match(n)["c"]:
             continue
         d = root / "mask_stats" / n.replace("/", "__")
         for mean_path in sorted(d.glob("*_mean.npy"))[:6]:
             std_path = mean_path.with_name(mean_path.name.replace("_mean.npy", "_std.npy"))
-            maps.append((f"{mean_path.name[:-9][:12]}", np.load(mean_path), np.load(std_path)))
+            maps.append((f"model of {mean_path.name[:-9][:12]}", np.load(mean_path), np.load(std_path)))
+        maps_of = display_name(n)
         break
     if maps:
-        figs.append(figures.mask_maps(maps, fig_dir / "mask_mean_std.png"))
+        figs.append(figures.mask_maps(maps, fig_dir / "mask_mean_std.png",
+                                      f"Pixel-wise mean and std of sampled masks per model ({maps_of})", mark))  # fmt: skip
     return tables, figs, prov, missing
 
 
@@ -154,7 +153,7 @@ def _gan_label(generator: str, set_name: str) -> str:
     return GAN_NAMES.get(generator, generator)
 
 
-def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
+def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: str = "", num_samples: int | None = None):
     """(Table, figure) of the GAN comparison at equal training size from quality's gan_by_k.json; None if absent."""
     if not path.is_file():
         return None
@@ -187,7 +186,9 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
     t = Table("gan_by_k", "GAN comparison at equal training size K: FID and KID of K fakes vs the same K reals",
               mean, std, {}, cap, digits, notes=[
                   "FastGAN_K: set s = fakes s*K..(s+1)*K-1. SinGAN-Seg: its first K models (one per real image), "
-                  "set s = sample s of each model, so at most generate.num_samples sets. DCGAN and Progressive GAN "
+                  "set s = sample s of each model, so at most "
+                  + (f"{num_samples} sets (the samples per model)" if num_samples else "as many sets as samples per model")
+                  + ". DCGAN and Progressive GAN "
                   "(trained on all images) are reference rows scored the same way against the same K reals.",
                   "Rows with fewer than the requested sets say so in `note` (paper.md section 6, inferred protocol)."])  # fmt: skip
     t.weights = "; ".join(dict.fromkeys(mean["network weights"]))
@@ -198,5 +199,6 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int):
         for v in r.get(key) or []
     ])  # fmt: skip
     fig = figures.metric_by_k(long, fig_dir / "gan_by_k.png",
-                              f"FID and KID of K fakes vs the same K reals ({rec['network']}, {dims}-d; FID biased at K << 2048)")
+                              f"FID and KID (lower is better) of K fakes vs the same K reals ({rec['network']}, {dims}-d; "
+                              "FID biased at K << 2048)", mark)  # fmt: skip
     return t, fig

@@ -37,6 +37,25 @@ class Table:
     # rows shown for reference (the TRIVIAL segmenters) never compete for bold
     reference_rows: set = field(default_factory=set)
     weights: str = ""  # network weights behind the numbers, as the caption says them ("" = none recorded)
+    # row and column labels as a reader says them (pipeline/names.py) in Markdown and LaTeX;
+    # the CSV keeps the keys params.yaml and metrics/ use
+    labels: dict[str, str] = field(default_factory=dict)
+    col_digits: dict[str, int] = field(default_factory=dict)  # decimals per column where not `digits`
+
+    def label(self, key) -> str:
+        return self.labels.get(key, str(key))
+
+    def header(self, col: str, up: str = "↑", down: str = "↓") -> str:
+        """A column header as rendered: its label, and the direction of "better" where it has one."""
+        how = self.better.get(col)
+        return self.label(col) + (f" {up if how == 'max' else down}" if how else "")
+
+    def direction_note(self) -> str:
+        """The sentence that says what bold means ("" for a table without bold)."""
+        if not self.better:
+            return ""
+        return ("Bold: the best value of each column with an arrow (↑ higher is better, ↓ lower is better)"
+                + ("; reference rows never take the bold." if self.reference_rows else "."))
 
     def full_caption(self) -> str:
         """The caption as rendered: profile/data/commit, then the weights (RANDOM said loudly)."""
@@ -61,17 +80,30 @@ class Table:
         v = self.mean.at[row, col]
         if isinstance(v, str):
             return v
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if _missing(v):
             return "–"
+        digits = self.col_digits.get(col, self.digits)
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             text = str(int(v))
         else:
-            text = f"{float(v):.{self.digits}f}"
+            text = format_number(float(v), digits)
         if self.std is not None and col in self.std.columns:
             s = self.std.at[row, col]
-            if s is not None and not (isinstance(s, float) and math.isnan(s)):
-                text += f"{pm}{float(s):.{self.digits}f}"
+            if not _missing(s):
+                text += f"{pm}{format_number(float(s), digits)}"
         return text
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def format_number(v: float, digits: int = 3) -> str:
+    """`digits` decimals, unless that would print a non-zero value as zero: then two significant
+    figures in scientific form (an LPIPS diversity of 8e-6 is "8.0e-06", not "0.000")."""
+    if v != 0 and math.isfinite(v) and abs(v) < 0.5 * 10**-digits:
+        return f"{v:.1e}"
+    return f"{v:.{digits}f}"
 
 
 def to_csv(t: Table) -> str:
@@ -94,23 +126,27 @@ def to_latex(t: Table) -> str:
     """A booktabs `table` environment (pandas Styler); needs only \\usepackage{booktabs}."""
     best = t.best_rows()
     cols = list(t.mean.columns)
+    heads = [latex_escape(t.label(c)) + {"max": r" $\uparrow$", "min": r" $\downarrow$"}.get(t.better.get(c), "")
+             for c in cols]  # fmt: skip
     text = pd.DataFrame(
         [[t.cell(r, c, "\x00").replace("\x00", r" $\pm$ ").replace("–", "--") for c in cols] for r in t.mean.index],
-        columns=cols,
+        columns=heads,
     )
     # cell text is built above (numbers, $\pm$); labels and headers need escaping
     text = text.map(lambda v: v if "$" in v else latex_escape(v))
     bold = pd.DataFrame(
         [["textbf:--rwrap;" if r in best.get(c, ()) else "" for c in cols] for r in t.mean.index],
-        columns=cols,
+        columns=heads,
     )
-    label = t.mean.index.name or ""
-    text.insert(0, label, [latex_escape(r) for r in t.mean.index])
+    label = latex_escape(t.mean.index.name or "")
+    text.insert(0, label, [latex_escape(t.label(r)) for r in t.mean.index])
     bold.insert(0, label, "")
-    styler = text.style.apply(lambda _: bold, axis=None).hide(axis="index").format_index(escape="latex", axis=1)
+    # headers are escaped above (the arrows are math)
+    styler = text.style.apply(lambda _: bold, axis=None).hide(axis="index")
+    note = latex_escape(t.direction_note()).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
     return styler.to_latex(
         hrules=True,  # \toprule / \midrule / \bottomrule (booktabs)
-        caption=f"{latex_escape(t.title)}. {latex_escape(t.full_caption())}",
+        caption=f"{latex_escape(t.title)}. {latex_escape(t.full_caption())}" + (f". {note}" if note else ""),
         label=f"tab:{t.name}",
         position="ht",
         position_float="centering",
@@ -122,16 +158,16 @@ def to_markdown(t: Table) -> str:
     best = t.best_rows()
     cols = list(t.mean.columns)
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    out = [f"| {esc(t.mean.index.name or '')} | " + " | ".join(esc(c) for c in cols) + " |"]
+    out = [f"| {esc(t.mean.index.name or '')} | " + " | ".join(esc(t.header(c)) for c in cols) + " |"]
     out.append("|---|" + "---:|" * len(cols))
     for row in t.mean.index:
         cells = []
         for c in cols:
             text = esc(t.cell(row, c, " ± "))
             cells.append(f"**{text}**" if row in best.get(c, ()) else text)
-        out.append(f"| {esc(row)} | " + " | ".join(cells) + " |")
+        out.append(f"| {esc(t.label(row))} | " + " | ".join(cells) + " |")
     text = f"**{t.title}.** {t.full_caption()}\n\n" + "\n".join(out) + "\n"
-    for n in t.notes:
+    for n in ([t.direction_note()] if t.better else []) + t.notes:
         text += f"\n> {n}\n"
     return text
 

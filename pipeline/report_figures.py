@@ -1,0 +1,127 @@
+"""The report's figures beside its tables: grid B, learning curves, sample grids, and each
+figure's caption (what it shows, and which network weights are behind it).
+
+Every figure carries the run's mark (`figures.run_mark`: smoke run, phantom data) inside
+the image, and every name in it is said as a reader says it (`pipeline.names.display_name`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from pipeline import figures
+from pipeline.names import display_name
+from singanseg.io import InputError, list_pairs, read_image, read_mask
+
+if TYPE_CHECKING:
+    from pipeline.report import ReportParams
+
+
+def grid_b_figure(df: pd.DataFrame, averaging: str, path: Path, mark: str = "") -> Path | None:
+    sub = df[(df.grid == "B") & (df.averaging == averaging) & (df.score == "iou")]
+    if sub.empty:
+        return None
+    parsed = sub.experiment.str.extract(r"^B/(?P<kind>.+)_N(?P<n>\d+)$")
+    plot = sub.assign(kind=parsed["kind"], N=parsed["n"].astype(int))
+    plot = plot.assign(rank=plot.kind.map(lambda k: (k.startswith("TRIVIAL"), k != "REAL", k))).sort_values(["rank", "N"])
+    plot = plot.assign(**{"training set": plot.kind.map(display_name),
+                          "protocol": plot.protocol.map(lambda p: f"{p} protocol")})  # fmt: skip
+    return figures.points(plot, "N", "value", "training set", "protocol", path, "real training images N (count)",
+                          {p: "test IoU (per-image mean, 0-1)" for p in plot.protocol.unique()},
+                          "Grid B: UNet++ test IoU with few real images", mark)  # fmt: skip
+
+
+def learning_curves(root: Path, path: Path, mark: str = "") -> Path | None:
+    frames = []
+    for csv in sorted(root.glob("A/*/fold*_curves/*.csv")):
+        df = pd.read_csv(csv)
+        if df.empty or "val_per_image_iou" not in df:
+            continue
+        frames.append(df.assign(experiment=csv.parent.parent.name, protocol=csv.stem, fold=csv.parent.name))
+    if not frames:
+        return None
+    df = pd.concat(frames)
+    protocol = "paper" if (df.protocol == "paper").any() else str(df.protocol.iloc[0])
+    df = df[df.protocol == protocol]
+    df = df.assign(**{"training set": df.experiment.map(display_name)})
+    return figures.lines(df, "epoch", "val_per_image_iou", "training set", path,
+                         title=f"Grid A learning curves, {protocol} protocol (mean ± sd over folds)",
+                         xlabel="epoch", ylabel="validation IoU (per-image mean, 0-1)", integer_x=True, mark=mark)  # fmt: skip
+
+
+def _pairs_of(folder: Path, prefix: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    try:
+        pairs = [p for p in list_pairs(folder) if p.id.startswith(prefix)]
+    except InputError:
+        return out
+    for p in pairs[:n]:
+        out.append((read_image(p.image), read_mask(p.mask)[0]))
+    return out
+
+
+def sample_grids(params: ReportParams, out: Path, mark: str = "") -> list[Path]:
+    """Paper Fig 4/7: a real pair, then its synthetic pairs (per gen_start_scale, with/without ST)."""
+    real = Path(params.real)
+    syn = Path(params.synthetic)
+    try:
+        ids = [p.id for p in list_pairs(real)][: params.sample_models]
+    except InputError:
+        return []
+    variants = sorted(p for p in syn.glob("singan*/gss*") if (p / "images").is_dir())
+    written = []
+    for i in ids:
+        rows = [(f"real image {i} and its mask", _pairs_of(real, i, 1))]
+        for v in variants:
+            pairs = _pairs_of(v, f"{i}_", params.samples_per_model)
+            if pairs:
+                rows.append((display_name(f"{v.parent.name}/{v.name}"), pairs))
+        if len(rows) > 1:
+            written.append(figures.sample_grid(rows, out / f"samples_{i}.png", mark=mark))
+    gans = sorted(p for p in syn.glob("*/n*") if (p / "images").is_dir() and not p.parent.name.startswith("singan"))
+    if gans:
+        rows = [(display_name(f"{g.parent.name}/{g.name}"), _pairs_of(g, "", params.samples_per_model)) for g in gans]
+        written.append(figures.sample_grid([r for r in rows if r[1]], out / "samples_baselines.png", mark=mark))
+    return written
+
+
+def _weights_of(provenance: dict[str, set[str]], prefix: str) -> str:
+    parts = [f"{k.split(': ', 1)[-1]} {'RANDOM-INIT' if 'random' in w else w.split(':')[0]}"
+             for k, ws in sorted(provenance.items()) if k.startswith(prefix) for w in sorted(ws)]  # fmt: skip
+    return ", ".join(parts) or "none recorded"
+
+
+def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
+                   samples_per_image: int | None = None) -> tuple[str, str]:
+    """(what a figure shows, the network weights behind it), for its caption in the report."""
+    unet = "UNet++ encoder " + _weights_of(provenance, "UNet++ encoder")
+    vgg = "style-transfer VGG16 " + ("RANDOM-INIT" if any("random" in w for w in style) else (", ".join(sorted(style)) or "none"))
+    gens = "generators trained from scratch in this run"
+    if stem.startswith("samples_") and stem != "samples_baselines":
+        return (f"Samples of real image {stem[len('samples_'):]}. The real image and its mask, then samples of its "
+                "SinGAN-Seg models per gen_start_scale and style transfer (paper Fig 4, 7); each image above its mask.",
+                f"{gens}; {vgg}")  # fmt: skip
+    what = {
+        "samples_baselines": ("Samples of the baseline GANs. The first samples of DCGAN, Progressive GAN and FastGAN, "
+                              "each image above its mask.", gens),
+        "gan_by_k": ("GAN comparison at equal training size K. FID and KID of K fakes vs the same K real images, mean "
+                     "and sd over sets; lower is better; FID is biased upwards at small K, so compare at equal K.",
+                     "Inception " + _weights_of(provenance, "quality: inception")),
+        "mask_foreground": ("Mask foreground of real and synthetic masks. The distribution of the percentage of "
+                            "foreground pixels per mask (paper Fig 3, 6); similar shapes mean realistic masks.",
+                            "none (pixel counts of masks)"),
+        "mask_mean_std": ("Pixel-wise mean and std of sampled masks. Per SinGAN-Seg model (gen_start_scale 0, no "
+                          "style transfer), the percentage of its samples with foreground at each pixel and its std "
+                          "(paper Fig 5).", "none (pixel counts of masks)"),
+        "grid_b": ("Grid B, data-scarce segmentation. UNet++ test IoU (higher is better) against the number N of real "
+                   "training images, per training set and protocol"
+                   + (f"; SinGAN-Seg adds {samples_per_image} samples per real image." if samples_per_image else "."),
+                   unet),
+        "learning_curves": ("Grid A learning curves. UNet++ validation IoU per epoch, mean and sd over folds "
+                            "(higher is better).", unet),
+    }  # fmt: skip
+    return what.get(stem, (f"{stem.replace('_', ' ')}.", "see the header"))
