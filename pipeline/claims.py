@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline.names import display_name
+
 HOLDS, FAILS = "holds", "does not hold"
 # claim 3's "comes very close": the best synthetic-only set within this fraction of REAL's IoU
 CLOSE_FRACTION = 0.10
@@ -44,13 +46,13 @@ def _iou(df: pd.DataFrame, grid: str, protocol: str) -> pd.Series:
 
 def sanity(df: pd.DataFrame, protocol: str = "paper") -> Claim:
     iou = _iou(df, "A", protocol)
-    rule = f"UNet++ on REAL beats every TRIVIAL row by at least {CLEAR_MARGIN} IoU (grid A, {protocol} protocol)"
+    rule = f"UNet++ on the real images beats every trivial segmenter by at least {CLEAR_MARGIN} IoU (grid A, {protocol} protocol)"
     trivial = {k.split("/", 1)[1]: v for k, v in iou.items() if k.startswith("A/TRIVIAL")}
     if "A/REAL" not in iou or not trivial:
         return Claim("UNet++ learns from the real images (not a paper claim: what the others rest on)", rule,
                      "grid A has no REAL or no TRIVIAL rows", not_testable("missing rows"))  # fmt: skip
     best = max(trivial.values())
-    ev = f"REAL IoU {iou['A/REAL']:.3f}; " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(trivial.items()))
+    ev = f"real images IoU {iou['A/REAL']:.3f}; " + ", ".join(f"{display_name(k)} {v:.3f}" for k, v in sorted(trivial.items()))
     return Claim("UNet++ learns from the real images (not a paper claim: what the others rest on)", rule, ev,
                  HOLDS if iou["A/REAL"] >= best + CLEAR_MARGIN else FAILS)  # fmt: skip
 
@@ -93,27 +95,29 @@ def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None 
              if (m := re.match(r"^(dcgan|progan|fastgan)/n(\d+)$", n)) and int(m[2]) <= max_k and s.get("fid") is not None}  # fmt: skip
     if sing is None or not small:
         return Claim(claim, rule, "no SinGAN-Seg FID or no baseline trained on few images", not_testable("missing sets"))
-    ev = f"SinGAN-Seg {sing:.1f}; " + ", ".join(f"{n} {v:.1f}" for n, v in sorted(small.items()))
+    ev = f"SinGAN-Seg {sing:.1f}; " + ", ".join(f"{display_name(n)} {v:.1f}" for n, v in sorted(small.items()))
     ev += " (set sizes differ: FID from few images is biased upwards, more so for the smaller set)"
     return Claim(claim, rule, ev, HOLDS if sing < min(small.values()) else FAILS)
 
 
 def synthetic_close_to_real(df: pd.DataFrame, protocol: str = "paper") -> Claim:
     claim = "UNet++ trained on synthetic data comes very close to UNet++ trained on real data (data-rich)"
-    rule = f"the best synthetic-only set's IoU is within {CLOSE_FRACTION:.0%} of REAL's (grid A, {protocol} protocol)"
+    rule = f"the best synthetic-only set's IoU is within {CLOSE_FRACTION:.0%} of the real images' (grid A, {protocol} protocol)"
     iou = _iou(df, "A", protocol)
     fake = {k.split("/", 1)[1]: v for k, v in iou.items() if k.startswith("A/FAKE")}
     if "A/REAL" not in iou or not fake:
         return Claim(claim, rule, "grid A has no REAL or no FAKE rows", not_testable("missing rows"))
     best = max(fake, key=fake.get)
     real = iou["A/REAL"]
-    ev = f"REAL {real:.3f}; best synthetic {best} {fake[best]:.3f} ({fake[best] / real - 1:+.0%})" if real else ""
+    ev = (f"real images {real:.3f}; best synthetic: {display_name(best)} ({best}) {fake[best]:.3f} "
+          f"({fake[best] / real - 1:+.0%})" if real else "")  # fmt: skip
     return Claim(claim, rule, ev, HOLDS if fake[best] >= (1 - CLOSE_FRACTION) * real else FAILS)
 
 
 def synthetic_helps_when_scarce(df: pd.DataFrame, protocol: str = "paper") -> Claim:
     claim = "Synthetic data improves segmentation when real training data is scarce"
-    rule = f"at most N values, FAKE or REAL+FAKE beats REAL in IoU (grid B, {protocol} protocol)"
+    rule = (f"at most N values, SinGAN-Seg only or real + SinGAN-Seg beats the real images alone in IoU "
+            f"(grid B, {protocol} protocol)")  # fmt: skip
     iou = _iou(df, "B", protocol)
     by_n: dict[int, dict[str, float]] = {}
     for k, v in iou.items():
@@ -127,7 +131,7 @@ def synthetic_helps_when_scarce(df: pd.DataFrame, protocol: str = "paper") -> Cl
         d = rows[n]
         syn = {k: d[k] for k in ("FAKE", "REAL+FAKE") if k in d}
         wins += max(syn.values()) > d["REAL"]
-        parts.append(f"N={n}: REAL {d['REAL']:.3f}, " + ", ".join(f"{k} {v:.3f}" for k, v in syn.items()))
+        parts.append(f"N={n}: real images {d['REAL']:.3f}, " + ", ".join(f"{display_name(k)} {v:.3f}" for k, v in syn.items()))
     return Claim(claim, rule, "; ".join(parts), HOLDS if wins > len(rows) / 2 else FAILS)
 
 

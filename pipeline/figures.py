@@ -45,9 +45,11 @@ def _mark(fig, mark: str) -> None:
     """Draw `mark` above everything else in the figure, wrapped to the figure's width."""
     if not mark:
         return
-    width_chars = max(int(fig.get_figwidth() * 11), 16)  # ~11 characters per inch at 8 pt bold
-    fig.text(0.01, 1.0, textwrap.fill(mark, width_chars), ha="left", va="bottom", fontsize=8, weight="bold",
-             color=MARK_COLOR, transform=fig.transFigure, gid="run-mark")  # fmt: skip
+    # on top of what is drawn (not of the figure's empty margins, which the tight save cuts off)
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width_chars = max(int(box.width * 11), 16)  # ~11 characters per inch at 8 pt bold
+    fig.text(box.x0 / fig.get_figwidth(), box.y1 / fig.get_figheight() + 0.01, textwrap.fill(mark, width_chars),
+             ha="left", va="bottom", fontsize=8, weight="bold", color=MARK_COLOR, gid="run-mark")  # fmt: skip
 
 
 def _legend_outside(ax, title: str | None = None) -> None:

@@ -146,8 +146,8 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     mean["network weights"] = [row_weights(sub[(sub.n == n) & ~sub.kind.str.startswith("TRIVIAL")]) for n in mean.index]
     mean.index.name = "N real images"
     mean.index = mean.index.astype(str)
-    per_image = (f"{samples_per_image} SinGAN-Seg samples per real image" if samples_per_image is not None
-                 else "SinGAN-Seg samples (count per real image not recorded)")  # fmt: skip
+    per_image = (f"{samples_per_image} samples per real image" if samples_per_image is not None
+                 else "samples (how many per real image is not recorded)")  # fmt: skip
     t = Table(
         f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU (higher is better) "
         "vs the number N of real images",

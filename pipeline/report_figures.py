@@ -112,7 +112,8 @@ def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
                      "and sd over sets; lower is better; FID is biased upwards at small K, so compare at equal K.",
                      "Inception " + _weights_of(provenance, "quality: inception")),
         "mask_foreground": ("Mask foreground of real and synthetic masks. The distribution of the percentage of "
-                            "foreground pixels per mask (paper Fig 3, 6); similar shapes mean realistic masks.",
+                            "foreground pixels per mask (paper Fig 3, 6); similar shapes mean realistic masks. Style transfer "
+                            "changes images only, so its sets share the masks of the plain SinGAN-Seg set.",
                             "none (pixel counts of masks)"),
         "mask_mean_std": ("Pixel-wise mean and std of sampled masks. Per SinGAN-Seg model (gen_start_scale 0, no "
                           "style transfer), the percentage of its samples with foreground at each pixel and its std "

@@ -123,6 +123,8 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
         h = json.loads(real_masks.read_text())["distribution"]["histogram"]
         hists["real masks"] = (h["edges"], h["counts"])
     for n in sets:
+        if (m := _ST.match(n)) and m["c"]:
+            continue  # style transfer changes the images only: its masks are those of the plain set (drawn once)
         p = root / f"{n.replace('/', '__')}.json"
         if p.is_file():
             h = json.loads(p.read_text())["masks"]["distribution"]["histogram"]
@@ -147,10 +149,13 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
     return tables, figs, prov, missing
 
 
-def _gan_label(generator: str, set_name: str) -> str:
-    if m := _ST.match(set_name):
-        return f"{GAN_NAMES['singan']} (gen_start_scale {m['gss']})"
-    return GAN_NAMES.get(generator, generator)
+def _gan_label(row: dict) -> str:
+    """A gan_by_k row's generator, the same at every K (one line per label in the figure)."""
+    if _ST.match(row["set"]):
+        return display_name(row["set"]) + ", one model per image"
+    if row["trained_on"].startswith("first"):
+        return f"{GAN_NAMES.get(row['generator'], row['generator'])}, trained on the K images"
+    return display_name(row["set"]) + " (reference)"
 
 
 def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: str = "", num_samples: int | None = None):
@@ -159,7 +164,7 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: s
         return None
     rec = json.loads(path.read_text())
     rows = rec["rows"]
-    labels = [f"K={r['k']}: {_gan_label(r['generator'], r['set'])}, trained on {r['trained_on']}" for r in rows]
+    labels = [f"K={r['k']}: {_gan_label(r)}" for r in rows]
     # FastGAN_K and SinGAN-Seg (trained on the K images) first, then the reference rows, per K
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["k"], not rows[i]["trained_on"].startswith("first"), labels[i]))
     rows, labels = [rows[i] for i in order], [labels[i] for i in order]
@@ -193,8 +198,7 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: s
                   "Rows with fewer than the requested sets say so in `note` (paper.md section 6, inferred protocol)."])  # fmt: skip
     t.weights = "; ".join(dict.fromkeys(mean["network weights"]))
     long = pd.DataFrame([
-        {"K": r["k"], "generator": _gan_label(r["generator"], r["set"]) + ("" if r["trained_on"].startswith("first") else " (all)"),
-         "metric": m, "value": v}
+        {"K": r["k"], "generator": _gan_label(r), "metric": m, "value": v}
         for r in rows for m, key in ((f"FID ({dims}-d)", "fid_per_set"), (f"KID ({dims}-d)", "kid_per_set"))
         for v in r.get(key) or []
     ])  # fmt: skip

@@ -98,10 +98,16 @@ def _missing(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
 
+# below this a score is the metrics' smoothing term, not a value (smp's IoU adds eps = 1e-7
+# to numerator and denominator: an empty prediction scores ~1e-9, not 0)
+NOISE_FLOOR = 1e-7
+
+
 def format_number(v: float, digits: int = 3) -> str:
     """`digits` decimals, unless that would print a non-zero value as zero: then two significant
-    figures in scientific form (an LPIPS diversity of 8e-6 is "8.0e-06", not "0.000")."""
-    if v != 0 and math.isfinite(v) and abs(v) < 0.5 * 10**-digits:
+    figures in scientific form (an LPIPS diversity of 8e-6 is "8.0e-06", not "0.000"). Values
+    under NOISE_FLOOR are zero."""
+    if math.isfinite(v) and NOISE_FLOOR <= abs(v) < 0.5 * 10**-digits:
         return f"{v:.1e}"
     return f"{v:.{digits}f}"
 
