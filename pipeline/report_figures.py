@@ -90,7 +90,8 @@ def sample_grids(params: ReportParams, out: Path, mark: str = "") -> list[Path]:
 
 
 def _weights_of(provenance: dict[str, set[str]], prefix: str) -> str:
-    parts = [f"{k.split(': ', 1)[-1]} {'RANDOM-INIT' if 'random' in w else w.split(':')[0]}"
+    """The weights of the provenance entries under `prefix`, short: "inception_fid pretrained", "RANDOM-INIT"."""
+    parts = [(f"{k.split(': ', 1)[1]} " if ": " in k else "") + ("RANDOM-INIT" if "random" in w else w.split(":")[0])
              for k, ws in sorted(provenance.items()) if k.startswith(prefix) for w in sorted(ws)]  # fmt: skip
     return ", ".join(parts) or "none recorded"
 

@@ -133,7 +133,11 @@ def test_reports_hold_every_table_and_figure(project):
     assert len(claims) == 5 and all("RANDOM-INIT" in r["network weights"] for r in claims if "UNet++" in r["network weights"])
     sifid = (reports / "tables" / "sifid.csv").read_text().splitlines()
     assert all("lpips: RANDOM-INIT" in row for row in sifid[1:])
-    assert all("style VGG16: RANDOM-INIT" in row for row in sifid[1:] if "ST 1:" in row)
+    assert any("style transfer 1:" in row for row in sifid[1:])  # rows named as a reader says them
+    assert all("style VGG16: RANDOM-INIT" in row for row in sifid[1:] if "style transfer 1:" in row)
+    # every figure has a caption naming the profile, data and weights (issue 18 section 3)
+    assert index.count("; network weights: ") >= index.count("![")
+    assert "segment.grid_b" not in index and "generate.num_samples sets" not in index  # values, not param names
     if shutil.which("pdflatex"):  # every generated table compiles in a minimal document
         body = "".join(f"\\input{{{t.name}}}\n" for t in sorted((reports / "tables").glob("*.tex")))
         doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\\end{document}\n"

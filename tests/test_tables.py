@@ -78,3 +78,52 @@ def test_captions_carry_the_weights_of_their_rows_or_of_the_run():
         "**Grid A (paper protocol).** profile smoke; weights random-init; commit abc_1; network weights: "
         "resnet18 RANDOM-INIT; style VGG16: imagenet; none (no network)")  # fmt: skip
     assert r"\caption{Claims. profile cpu; network weights: UNet++ encoder: RANDOM-INIT" in to_latex(plain)
+
+
+def test_small_values_keep_their_significant_figures_and_eps_noise_is_zero():
+    from pipeline.tables import format_number
+
+    assert format_number(8.039e-06) == "8.0e-06"  # an LPIPS diversity of 8e-6 is not 0.000
+    assert format_number(-0.00031) == "-3.1e-04"
+    assert format_number(0.0123) == "0.012" and format_number(12.0, 1) == "12.0"
+    assert format_number(0.0) == "0.000" and format_number(1.9e-9) == "0.000"  # smp's eps, not a score
+    t = Table("t", "T", pd.DataFrame({"LPIPS": [8e-6]}, index=pd.Index(["DCGAN"], name="g")),
+              pd.DataFrame({"LPIPS": [2e-6]}, index=pd.Index(["DCGAN"], name="g")))  # fmt: skip
+    assert "| DCGAN | 8.0e-06 ± 2.0e-06 |" in to_markdown(t)
+
+
+def test_bold_columns_say_whether_higher_or_lower_is_better():
+    t = _table()
+    md = to_markdown(t)
+    assert md.splitlines()[2] == "| experiment | IoU ↑ | SIFID ↓ |"
+    assert "higher is better" in md and "lower is better" in md
+    tex = to_latex(t)
+    assert r"IoU $\uparrow$" in tex and r"SIFID $\downarrow$" in tex and r"($\uparrow$ higher is better" in tex
+    _check_latex_structure(tex, 3)
+    plain = Table("p", "P", pd.DataFrame({"v": [1.0]}, index=pd.Index(["r"], name="x")))
+    assert "better" not in to_markdown(plain) and "| x | v |" in to_markdown(plain)  # no bold, no arrow
+    assert to_csv(t).splitlines()[0] == "experiment,IoU,SIFID,IoU_std,SIFID_std"  # the CSV keeps plain keys
+
+
+def test_rows_are_rendered_by_their_display_names_and_the_csv_keeps_the_keys():
+    from pipeline.names import display_name
+
+    t = _table()
+    t.labels = {k: display_name(k) for k in t.mean.index}
+    assert "| SinGAN-Seg, 3 samples per image, style transfer 1:1000 |" in to_markdown(t)
+    assert "real images" in to_latex(t) and "FAKE_3_ST1to1000" not in to_latex(t)
+    assert "FAKE_3_ST1to1000" in to_csv(t)
+
+
+def test_display_names_are_said_as_a_reader_says_them():
+    from pipeline.names import display_name
+
+    assert display_name("singan_st1to1/gss0") == "SinGAN-Seg, style transfer 1:1, gen_start_scale 0"
+    assert display_name("singan/gss2") == "SinGAN-Seg, gen_start_scale 2"
+    assert display_name("fastgan/n20") == "FastGAN, trained on 20 images"
+    assert display_name("dcgan/nall") == "DCGAN, trained on all images"
+    assert display_name("A/REAL") == display_name("REAL") == "real images"
+    assert display_name("A/REAL+FAKE_1") == "real + SinGAN-Seg, 1 sample per image"
+    assert display_name("B/REAL+FASTGAN_N5") == "real + FastGAN, N=5"
+    assert display_name("FAKE") == "SinGAN-Seg only" and display_name("TRIVIAL_BACKGROUND") == "trivial: predicts no polyp"
+    assert display_name("network weights") == "network weights"  # anything else passes unchanged
