@@ -7,7 +7,8 @@ Reads `data/real` and every synthetic set present (design notes, stage table):
     synthetic/<gan>/n<K>/                    baseline GAN trained on the first K real ids;
                                              samples `<gan>_<n>` (paper.md section 6)
 
-and writes `metrics/quality/`:
+and writes `metrics/quality/` and, for `dvc metrics` / `dvc plots`, `metrics/headline/quality.json`
+and `sifid_by_style.csv` (pipeline/headline.py):
 
     summary.json                  one entry per set (DVC metrics file)
     <set>.json                    every number of one set, its options and weights provenance
@@ -16,6 +17,7 @@ and writes `metrics/quality/`:
     real_masks.json               foreground-percentage distribution of the real masks (Fig 3)
     gan_by_k.json, gan_by_k.csv   the GAN comparison at equal training size K (metrics/equal_k.py):
                                   FID and KID of K fakes vs the first K reals, per generator and K
+                                  (the CSV is dvc.yaml's `FID against K` plot)
     mask_stats/<set>/<model>_{mean,std}.{npy,png}   (Fig 5)
 
 `<set>` is the set path with `/` replaced by `__` (e.g. `singan__gss0`). Which set is
@@ -25,6 +27,7 @@ order, the images they were trained on (FastGAN-4ch `--num_imgs_to_train`, paper
 section 6). Logged to MLflow with the weights provenance as tags.
 
     python -m pipeline.quality [--params params.yaml] [--real data/real] [--synthetic synthetic] [--out metrics/quality]
+                               [--headline metrics/headline]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.headline import HEADLINE_DIR, write_quality
 from pipeline.metrics import equal_k
 from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import image_index
@@ -163,8 +167,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     return summary
 
 
-GAN_BY_K_COLUMNS = ("k", "generator", "set", "trained_on", "sets", "fid_mean", "fid_std", "kid_mean", "kid_std",
-                    "fid_dims", "weights", "note")  # fmt: skip
+GAN_BY_K_COLUMNS = ("k", "generator", "set", "series", "trained_on", "sets", "fid_mean", "fid_std", "kid_mean",
+                    "kid_std", "fid_dims", "weights", "note")  # fmt: skip
 
 
 def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, sets, net, out: Path) -> dict | None:
@@ -193,7 +197,8 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
             fake_idx = image_index(folder)
             where = f"gan_by_k {name} at K={k}"
             gan = name.split("/")[0]
-            row = {"k": k, "generator": gan, "set": name, "fid_dims": fid_opts.dims, "weights": weights}
+            row = {"k": k, "generator": gan, "set": name, "fid_dims": fid_opts.dims, "weights": weights,
+                   "series": name if kind == "singan" or set_k else f"{name} (all)"}  # the line of `dvc plots` (dvc.yaml)
             if kind == "singan":
                 row["trained_on"] = f"first {k} (one model each)"
                 try:
@@ -240,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     stage.parser.add_argument("--real", default="data/real")
     stage.parser.add_argument("--synthetic", default="synthetic")
     stage.parser.add_argument("--out", default="metrics/quality")
+    stage.parser.add_argument("--headline", default=str(HEADLINE_DIR), help="where quality.json (dvc metrics) goes")
     return stage.run(_work, argv)
 
 
 def _work(args, params: QualityParams) -> None:
     with atomic_dir(args.out) as tmp:
         summary = evaluate(params, Path(args.real), Path(args.synthetic), tmp)
+    write_quality(summary, Path(args.headline))
     with stage_run("quality", params, provenance=summary["provenance"], enabled=params.track) as run:
         log_metrics(run, flat_metrics(summary))
         if run is not None:

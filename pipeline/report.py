@@ -27,12 +27,12 @@ from pipeline.params import active_profile, load_section, overrides_vs_head
 from pipeline.report_figures import figure_caption, grid_b_figure, learning_curves, sample_grids
 from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
+from pipeline.segment.results import SCORES, load_segmentation
 from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, stage_run
 from singanseg.io import write_text
 
-SCORES = ("iou", "f1", "precision", "recall", "accuracy")
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
 
 
@@ -50,28 +50,6 @@ class ReportParams:
 
 
 # ------------------------------------------------------------------ segmentation
-
-
-def load_segmentation(root: Path) -> pd.DataFrame:
-    """One row per (grid, experiment, fold, protocol, averaging, score) from metrics/segmentation."""
-    rows = []
-    for path in sorted(root.glob("*/*/fold*.json")) + sorted(root.glob("*/*/*/fold*.json")):
-        rec = json.loads(path.read_text())
-        if "protocols" not in rec:
-            continue
-        for protocol, r in rec["protocols"].items():
-            for averaging, scores in r["test"].items():
-                for score, value in scores.items():
-                    rows.append({
-                        "grid": rec["grid"], "experiment": rec["experiment"], "fold": rec["fold"],
-                        "protocol": protocol, "averaging": averaging, "score": score, "value": value,
-                        "train_size": r["train_size"], "best_epoch": r["best_epoch"],
-                        "encoder": rec["provenance"].get("encoder", "?"),
-                        "encoder_weights": rec["provenance"]["encoder_weights"],
-                    })  # fmt: skip
-    cols = ["grid", "experiment", "fold", "protocol", "averaging", "score", "value", "train_size", "best_epoch",
-            "encoder", "encoder_weights"]  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
 
 
 def _order(experiments) -> list[str]:

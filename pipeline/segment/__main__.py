@@ -3,12 +3,15 @@
 `--grid G` runs every (experiment, fold) of grid G in the active params, skipping results
 that are up to date (pipeline/segment/grid.py); `--experiment A/REAL --fold 1` runs one;
 `--list` prints the (experiment, fold) runs of the active params, one `NAME FOLD` a line.
+A grid run ends by writing its headline numbers, `metrics/headline/segment_<G>.{json,csv}`
+(`--headline`; pipeline/headline.py), which dvc.yaml declares as metrics and plots.
 Reads params section `segment` (pipeline/segment/config.py) with the active profile.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from pipeline.params import active_profile
 from pipeline.segment.config import SegmentParams
@@ -25,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the experiment/fold runs of the active params")
     ap.add_argument("--grid", choices=["A", "B"], help="run every experiment and fold of grid A or B (resumable)")
     ap.add_argument("--profile", default=None, help="override params.yaml's profile")
+    ap.add_argument("--headline", default="metrics/headline", help="where --grid writes segment_<G>.json (dvc metrics)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a segment.* value")
 
     def work(args, params: SegmentParams) -> None:
@@ -37,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
             return
         profile = args.profile or active_profile(args.params)
         if args.grid:
+            from pipeline.headline import write_segment
             from pipeline.segment.grid import run_grid
 
             summary = run_grid(args.grid, params, profile=profile)
+            write_segment(args.grid, Path(params.paths.out), Path(args.headline))
             print(f"segment {args.grid}: {summary['runs']} runs, {summary['trained']} trained, "
                   f"{summary['skipped']} up to date")
             return
