@@ -96,7 +96,15 @@ def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float) -> dict
     from singanseg.model import SinGANSeg
     from singanseg.models import init_models
     from singanseg.pyramid import build_pyramid
-    from singanseg.training import Frozen, draw_concat, make_optimizers, pad, scale_inputs, train_scale, train_single_scale
+    from singanseg.training import (
+        Frozen,
+        draw_concat,
+        make_optimizers,
+        pad,
+        scale_inputs,
+        train_scale,
+        train_single_scale,
+    )
 
     reals, spec = build_pyramid(rgba, cfg)
     reals = [r.to(device) for r in reals]
@@ -115,8 +123,8 @@ def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float) -> dict
         def draw_prev(frozen=frozen):
             return pad(draw_concat(frozen, reals, "rand", cfg, spec.scale_factor, gen), cfg.pad)
 
-        def step():
-            train_single_scale(netD, netG, optD, optG, schedD, schedG, inputs, draw_prev, one, gen)
+        def step(nets=(netD, netG, optD, optG, schedD, schedG, inputs)):  # this scale's, bound now
+            train_single_scale(*nets, draw_prev, one, gen)
 
         # the first call above was the warm-up of this shape: time directly, least of <= 3
         times, spent = [], first
