@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from singanseg.errors import UserError
+from singanseg.errors import UserError, message_for_cli
 from singanseg.io import (
     IMAGE_SUFFIXES,
     InputError,
@@ -145,6 +145,9 @@ def stylize_folder(
 
 # ---------------------------------------------------------------- CLI
 
+# the params keys singanseg/vgg.py's errors name, as this command's flags (issue 18 s4)
+CLI_FLAGS = {"set `weights:`": "pass `--weights`", "set `weights: random`": "pass `--weights random`"}
+
 
 def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register `singanseg stylize CONTENT STYLE --out OUT ...`; the handler is `args.func`."""
@@ -231,5 +234,5 @@ def run_stylize_command(args: argparse.Namespace) -> int:
         print(f"wrote {out} (weights: {prov['weights']})")
         return 0
     except UserError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
-        print(f"singanseg stylize: error: {e}", file=sys.stderr)
+        print(f"singanseg stylize: error: {message_for_cli(e, CLI_FLAGS)}", file=sys.stderr)
         return 2
