@@ -16,7 +16,6 @@ from pipeline.segment.experiments import grid_runs
 from pipeline.stage import Stage
 from singanseg.typed import parse_sets, replace
 
-
 # the params key of the encoder-weights error, as this command's --set (issue 18 s4)
 CLI_FLAGS = {"or set encoder_weights: null": "or pass --set model.encoder_weights=null"}
 
