@@ -14,10 +14,13 @@ import logging
 import sys
 
 from baselines.common import GANS, load, make_config, train, write_samples
-from singanseg.errors import UserError
+from singanseg.errors import UserError, message_for_cli
 from singanseg.io import check_plain_name
 from singanseg.profiles import profile_names
 from singanseg.typed import parse_sets
+
+# the params keys the GANs' errors name, as this command's --set (issue 18 s4)
+CLI_FLAGS = {"set fastgan weights_path": "pass --set weights_path=FILE", "set weights: random": "pass --set weights=random"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one GAN on a folder with images/ and masks/")
-    t.add_argument("gan", choices=sorted(GANS))
-    t.add_argument("data_dir")
+    t.add_argument("gan", choices=sorted(GANS), help="which GAN: " + ", ".join(sorted(GANS)))
+    t.add_argument("data_dir", help="dataset folder with images/ and masks/ (matching file names)")
     t.add_argument("--out", required=True, help="model folder (resumed if it holds a checkpoint)")
     t.add_argument("--profile", default="paper", choices=profile_names(), help="a profile of params.yaml")
     t.add_argument(
@@ -49,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu")
     t.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("sample", help="sample image/mask pairs from a trained model folder")
-    s.add_argument("model_dir")
+    s.add_argument("model_dir", help="a model folder written by `train` (its --out)")
     s.add_argument("--num", type=int, required=True)
     s.add_argument("--out", required=True, help="output folder; gets images/ and masks/")
     s.add_argument("--seed", type=int, default=0)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{len(ids)} pairs written to {args.out}")
     except (UserError, FloatingPointError) as e:  # the user's to fix, or training diverged
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {message_for_cli(e, CLI_FLAGS)}", file=sys.stderr)
         return 2
     return 0
 

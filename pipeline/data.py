@@ -192,9 +192,9 @@ def _work(args, params: DataParams) -> None:
 
             mlflow.log_artifact(str(Path(args.out) / "real" / "manifest.csv"))
     print(
-        f"data: {stats['count']} pairs from {params.source} -> {args.out}/real "
+        f"data: {stats['count']} pairs from {params.source} -> {Path(args.out) / 'real'} "
         f"({int(stats['distinct_sizes'])} sizes, foreground {stats['foreground_fraction_mean']:.1%} mean, "
-        f"{int(stats['empty_masks'])} empty masks); folds -> {args.out}/folds.csv"
+        f"{int(stats['empty_masks'])} empty masks); folds -> {Path(args.out) / 'folds.csv'}"
     )
 
 

@@ -7,34 +7,83 @@ the parameter to change. The arithmetic is the one the later stages apply:
 `pipeline/segment/experiments.py::resolve` (grid B's first N of the train fold, the clean
 protocol's last `clean_val_fraction` of it), `pipeline/train_baselines.py` (subsets larger
 than the data), `baselines/data.py` (at least one batch of pairs).
+
+`minimum_pairs` turns the same checks into the smallest number of pairs a profile accepts
+(README "Your own data" quotes it; `python -m pipeline.feasibility` prints it per profile).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from pipeline.params import load_section
 from singanseg.errors import UserError
+
+# more pairs than any profile needs; minimum_pairs searches up to here
+MAX_SEARCH = 100_000
 
 
 class InfeasibleData(UserError):
     """The data cannot feed the configured experiments; the message names the parameters."""
 
 
+@dataclass(frozen=True)
+class Sections:
+    """The params the checks read, loaded once (each load reads params.yaml and asks git)."""
+
+    segment: Any
+    baselines: Any
+    generate: Any
+    folds: int  # data.folds: how many folds the ids are split into
+
+    @classmethod
+    def load(cls, params_path: str | os.PathLike = "params.yaml", profile: str | None = None) -> Sections:
+        from pipeline.data import DataParams
+        from pipeline.generate import GenerateParams
+        from pipeline.segment.config import SegmentParams
+        from pipeline.train_baselines import BaselinesParams
+
+        return cls(load_section("segment", SegmentParams, params_path, profile),
+                   load_section("baselines", BaselinesParams, params_path, profile),
+                   load_section("generate", GenerateParams, params_path, profile),
+                   load_section("data", DataParams, params_path, profile).folds)  # fmt: skip
+
+
 def problems(folds: dict[str, int], params_path: str | os.PathLike = "params.yaml") -> list[str]:
     """Every reason the data (id -> fold) cannot feed the active params; [] when it can."""
-    from pipeline.generate import GenerateParams
-    from pipeline.segment.config import SegmentParams
-    from pipeline.segment.experiments import parse
-    from pipeline.train_baselines import BaselinesParams
+    return problems_of(Counter(folds.values()), Sections.load(params_path))
 
-    n = len(folds)
-    size = Counter(folds.values())
-    seg = load_section("segment", SegmentParams, params_path)
-    base = load_section("baselines", BaselinesParams, params_path)
-    gen = load_section("generate", GenerateParams, params_path)
+
+def fold_sizes(n: int, folds: int) -> Counter:
+    """{fold: size} of n ids split as pipeline/data.py::assign_folds does (np.array_split;
+    a shuffled split has the same sizes)."""
+    return Counter({f: len(c) for f, c in enumerate(np.array_split(np.arange(n), folds)) if len(c)})
+
+
+def minimum_pairs(params_path: str | os.PathLike = "params.yaml", profile: str | None = None) -> int:
+    """The fewest pairs the active (or named) profile accepts: the checks of `problems`,
+    asked for n = 1, 2, ... (each check only grows easier with more pairs)."""
+    sec = Sections.load(params_path, profile)
+    for n in range(1, MAX_SEARCH + 1):
+        if not problems_of(fold_sizes(n, sec.folds), sec):
+            return n
+    raise InfeasibleData(f"{params_path}: no number of pairs up to {MAX_SEARCH} feeds the configured experiments: "
+                         + "; ".join(problems_of(fold_sizes(MAX_SEARCH, sec.folds), sec)))  # fmt: skip
+
+
+def problems_of(size: Counter, sec: Sections) -> list[str]:
+    """`problems` for fold sizes {fold: count}."""
+    from pipeline.segment.experiments import parse
+
+    n = sum(size.values())
+    seg, base, gen = sec.segment, sec.baselines, sec.generate
     out = []
     for f in seg.grid_a.folds:
         if size.get(f, 0) == 0:
@@ -80,6 +129,34 @@ def problems(folds: dict[str, int], params_path: str | os.PathLike = "params.yam
 
 
 def check(folds: dict[str, int], params_path: str | os.PathLike = "params.yaml") -> None:
-    found = problems(folds, params_path)
+    sec = Sections.load(params_path)
+    found = problems_of(Counter(folds.values()), sec)
     if found:
-        raise InfeasibleData(f"{params_path}: the data cannot feed the configured experiments: " + "; ".join(found))
+        from pipeline.params import active_profile
+
+        need = minimum_pairs(params_path)
+        raise InfeasibleData(f"{params_path}: the data cannot feed the configured experiments "
+                             f"(profile {active_profile(params_path)} needs at least {need} pairs, "
+                             f"{len(folds)} given): " + "; ".join(found))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.feasibility [--params params.yaml]`: the minimum pairs per profile."""
+    import argparse
+
+    from pipeline.params import read_yaml
+
+    ap = argparse.ArgumentParser(prog="python -m pipeline.feasibility", description=main.__doc__)
+    ap.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    args = ap.parse_args(argv)
+    try:
+        for name in read_yaml(args.params).get("profiles") or {}:
+            print(f"{name}: at least {minimum_pairs(args.params, name)} pairs")
+    except UserError as e:
+        print(f"feasibility: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

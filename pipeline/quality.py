@@ -259,7 +259,7 @@ def _work(args, params: QualityParams) -> None:
             import mlflow
 
             mlflow.log_artifact(str(Path(args.out) / "summary.json"))
-    print(f"quality: {len(summary['sets'])} synthetic set(s) -> {args.out}/summary.json")
+    print(f"quality: {len(summary['sets'])} synthetic set(s) -> {Path(args.out) / 'summary.json'}")
 
 
 if __name__ == "__main__":

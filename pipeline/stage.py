@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.params import DEFAULT_PARAMS, load_section
-from singanseg.errors import UserError
+from singanseg.errors import UserError, message_for_cli
 
 
 class Stage:
@@ -34,16 +34,20 @@ class Stage:
         prefix: str | None = None,
         errors: tuple[type[BaseException], ...] = (UserError,),
         params_flag: bool = True,
+        cli_flags: dict[str, str] | None = None,
     ) -> None:
         """`name`: the module under pipeline/ (its prog and, by default, its section and the
         error line's prefix); `params_cls`: the dataclass of the section handed to the work
         (None: the work reads nothing, or reads for itself); `errors`: what is printed as
-        one line (the user's to fix); `params_flag`: False for a command without --params."""
+        one line (the user's to fix); `params_flag`: False for a command without --params;
+        `cli_flags`: {params form: flag form} for a command line whose user types flags, not
+        params keys (singanseg.errors.message_for_cli)."""
         self.name = name
         self.section = section or name
         self.params_cls = params_cls
         self.prefix = f"{name}: " if prefix is None else prefix
         self.errors = errors
+        self.cli_flags = cli_flags or {}
         self.parser = argparse.ArgumentParser(
             prog=f"python -m pipeline.{name}",
             description=description,
@@ -64,6 +68,6 @@ class Stage:
                 params = load_section(self.section, self.params_cls, args.params, profile)
             status = work(args, params)
         except self.errors as e:  # the user's to fix (singanseg.errors); a bug keeps its traceback
-            print(f"{self.prefix}error: {' '.join(str(e).split())}", file=sys.stderr)
+            print(f"{self.prefix}error: {message_for_cli(e, self.cli_flags)}", file=sys.stderr)
             return 2
         return 0 if status is None else int(status)

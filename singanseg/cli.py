@@ -51,7 +51,7 @@ def _sample(args: argparse.Namespace) -> int:
     for sub in ("images", "masks"):
         clean_stale_tmp(out / sub)
     write_pairs(pairs, out, sample_id)
-    print(f"wrote {len(pairs)} pairs to {args.out}/images and {args.out}/masks")
+    print(f"wrote {len(pairs)} pairs to {out / 'images'} and {out / 'masks'}")  # Path: no "samples//images"
     return 0
 
 
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_sample)
 
     i = sub.add_parser("info", help="describe a model folder")
-    i.add_argument("model")
+    i.add_argument("model", help="trained model folder (model.json; an interrupted one too)")
     i.set_defaults(func=_info)
 
     from singanseg.many import add_train_many_command

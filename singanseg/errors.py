@@ -18,4 +18,17 @@ class WeightsError(UserError):
     (offline: a file or folder, or `weights: random` where a consumer allows it)."""
 
 
-__all__ = ["UserError", "WeightsError"]
+def message_for_cli(error: BaseException, flags: dict[str, str]) -> str:
+    """The one-line message of `error` as a command line prints it.
+
+    Library messages name the params.yaml key a DVC stage user changes (`weights: random`);
+    a command-line user types a flag instead (`--weights random`), so each CLI hands its
+    own {params form: flag form}; every occurrence is rewritten (issue 18 s4).
+    """
+    text = " ".join(str(error).split())
+    for params_form, flag_form in flags.items():
+        text = text.replace(params_form, flag_form)
+    return text
+
+
+__all__ = ["UserError", "WeightsError", "message_for_cli"]

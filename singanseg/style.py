@@ -22,6 +22,7 @@ The VGG backbone and its weights live in `singanseg.vgg`; folders of images and 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -221,9 +222,15 @@ class StyleResult:
 
 
 def transfer_style_tensors(
-    content: torch.Tensor, style: torch.Tensor, backbone: Backbone, config: StyleConfig
+    content: torch.Tensor,
+    style: torch.Tensor,
+    backbone: Backbone,
+    config: StyleConfig,
+    on_step: Callable[[int], None] | None = None,
 ) -> StyleResult:
-    """Optimise the pixels of `content` (B,3,H,W in [0,1]) towards `style` (same shape)."""
+    """Optimise the pixels of `content` (B,3,H,W in [0,1]) towards `style` (same shape).
+
+    `on_step(k)`: called after step k (1-based) of `config.num_epochs`, for progress."""
     if content.shape != style.shape or content.dim() != 4 or content.shape[1] != 3:
         raise InputError(
             f"content {tuple(content.shape)} and style {tuple(style.shape)}: expected equal (B, 3, H, W)"
@@ -242,7 +249,7 @@ def transfer_style_tensors(
     x = con.clone().requires_grad_(True)  # the input starts as the content image (paper.md s2)
     opt = torch.optim.Adam([x], lr=config.lr)
     history: list[torch.Tensor] = []  # kept on the device: no host sync per step
-    for _ in range(config.num_epochs):
+    for step in range(config.num_epochs):
         opt.zero_grad(set_to_none=True)
         f = extract(feats, x, points)
         lc = ((f[config.content_layer] - target_c) ** 2).mean(dim=(1, 2, 3))  # per-image MSE
@@ -254,6 +261,8 @@ def transfer_style_tensors(
         loss.backward()
         opt.step()
         history.append(torch.stack([loss.detach(), lc.detach().sum(), ls.detach().sum()]))
+        if on_step is not None:
+            on_step(step + 1)
     rows = torch.stack(history).cpu().tolist() if history else []
     return StyleResult(
         images=(x.detach() * std + mean).clamp(0, 1),  # de-normalised, clamped (paper.md s2)
@@ -292,12 +301,13 @@ def stylize(
     config: StyleConfig,
     device: str = "cpu",
     network: Backbone | nn.Module | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Style-transfer one image: uint8 HxWx3 content and style -> (uint8 HxWx3, provenance)."""
     backbone = as_backbone(network, config, device)
     c = _to_tensor(content, "content")
     s = _to_tensor(_resize(_check(style, "style"), tuple(c.shape[1:])), "style")
-    res = transfer_style_tensors(c[None], s[None], backbone, config)
+    res = transfer_style_tensors(c[None], s[None], backbone, config, on_step)
     return to_uint8(res.images, config.quantize)[0], dict(backbone.provenance)
 
 

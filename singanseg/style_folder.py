@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from singanseg.errors import UserError
+from singanseg.errors import UserError, message_for_cli
 from singanseg.io import (
     IMAGE_SUFFIXES,
     InputError,
@@ -59,6 +59,8 @@ def style_source_id(content_id: str) -> str:
 
 
 def _style_index(style_dir: Path) -> dict[str, Path]:
+    """{id: style image}: a folder of images, or a real-data folder (`images/` + `masks/`,
+    as `data/real` or your own pairs) whose `images/<id>.*` are matched by id."""
     folder = style_dir / "images" if (style_dir / "images").is_dir() else style_dir
     if not folder.is_dir():
         raise InputError(f"{style_dir}: style folder not found")
@@ -67,6 +69,64 @@ def _style_index(style_dir: Path) -> dict[str, Path]:
         for p in sorted(folder.iterdir())
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     }
+
+
+def _fmt_s(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Where a folder's style transfer is, with an ETA for the current image(s) and in total.
+
+    The cost of a step grows with the pixels, so the rate is seconds per pixel-step measured
+    so far, and the remaining work is the remaining images' pixels x steps. A line goes to
+    `log` at most every `every_s` seconds, and after the last image (issue 17: minutes per
+    image on a CPU at the paper's 1000 steps).
+    """
+
+    def __init__(self, sizes: list[tuple[int, int]], steps: int, log: Callable[[str], None],
+                 every_s: float = 5.0) -> None:  # fmt: skip
+        self.total_images, self.steps, self.log, self.every_s = len(sizes), steps, log, every_s
+        self.remaining_px = sum(h * w for h, w in sizes) * steps  # pixel-steps still to do
+        self.done_images, self.done_px = 0, 0
+        self.start = self.last = time.perf_counter()
+        self.batch: tuple[int, int, int] = (0, 0, 0)  # (images, pixels per image, step)
+
+    def begin(self, n: int, hw: tuple[int, int]) -> None:
+        self.batch = (n, hw[0] * hw[1], 0)
+
+    def step(self, k: int) -> None:
+        n, px, _ = self.batch
+        self.batch = (n, px, k)
+        if time.perf_counter() - self.last >= self.every_s:
+            self._line()
+
+    def end(self) -> None:
+        n, px, _ = self.batch
+        self.done_images += n
+        self.done_px += n * px * self.steps
+        self.remaining_px -= n * px * self.steps
+        self.batch = (0, 0, 0)
+        if self.done_images == self.total_images or time.perf_counter() - self.last >= self.every_s:
+            self._line()
+
+    def _line(self) -> None:
+        now = time.perf_counter()
+        self.last = now
+        n, px, k = self.batch
+        done = self.done_px + n * px * k
+        rate = (now - self.start) / done if done else None  # seconds per pixel-step
+        left = self.remaining_px - n * px * k
+        eta_total = _fmt_s(rate * left) if rate else "?"
+        if n:
+            eta_image = _fmt_s(rate * n * px * (self.steps - k)) if rate else "?"
+            where = (f"images {self.done_images + 1}-{self.done_images + n}" if n > 1 else
+                     f"image {self.done_images + 1}") + f"/{self.total_images}, step {k}/{self.steps}"  # fmt: skip
+            self.log(f"stylize: {where}, ETA {eta_image} for this image{'s' if n > 1 else ''}, {eta_total} in total")
+        else:
+            self.log(f"stylize: {self.done_images}/{self.total_images} images in {_fmt_s(now - self.start)}"
+                     + (f", ETA {eta_total} in total" if self.done_images < self.total_images else ""))  # fmt: skip
 
 
 def stylize_folder(
@@ -78,25 +138,32 @@ def stylize_folder(
     network: Backbone | nn.Module | None = None,
     batch_size: int = 4,
     log: Callable[[str], None] | None = None,
+    progress_every_s: float = 30.0,
 ) -> dict[str, Any]:
     """Stylise every `images/<srcid>_<n>` of `content_dir` with style `<style_dir>/<srcid>.*`.
 
+    `style_dir`: a folder of `<srcid>.*`, a real-data folder (`images/<srcid>.*` + `masks/`),
+    or one image file used for every content image (the samples of one model).
     Writes `out_dir/images/<id>.png`, `out_dir/masks/` (the content masks, byte-identical)
-    and `out_dir/provenance.json`, atomically. Returns the provenance record.
+    and `out_dir/provenance.json`, atomically. Returns the provenance record. `log` gets a
+    progress line with ETAs at most every `progress_every_s` seconds.
     """
     content_dir, style_dir, out_dir = Path(content_dir), Path(style_dir), Path(out_dir)
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
     pairs = list_pairs(content_dir)
-    styles = _style_index(style_dir)
+    single = style_dir if style_dir.is_file() else None  # one style image for all: no naming rule
+    styles = {} if single else _style_index(style_dir)
     for p in pairs:  # fail before any compute when a style image is missing
         try:
             style_source_id(p.id)
         except InputError as e:
             raise InputError(f"{p.image}: {e}") from None
-        if style_source_id(p.id) not in styles:
+        if single is None and style_source_id(p.id) not in styles:
+            where = style_dir / "images" if (style_dir / "images").is_dir() else style_dir
             raise InputError(
-                f"{p.image}: no style image '{style_source_id(p.id)}.*' in {style_dir}"
+                f"{p.image}: no style image '{style_source_id(p.id)}.*' in {where} (the real image "
+                f"the sample came from, named by the id before '_<n>'; or give one style image file)"
             )
     backbone = as_backbone(network, config, device)
     sizes: dict[tuple[int, int], list] = {}
@@ -104,20 +171,24 @@ def stylize_folder(
         with Image.open(p.image) as im:
             sizes.setdefault((im.height, im.width), []).append(p)
     start, final_losses = time.perf_counter(), []
+    progress = Progress([hw for hw, g in sizes.items() for _ in g], config.num_epochs,
+                        log or (lambda m: None), progress_every_s)  # fmt: skip
     with atomic_dir(out_dir) as tmp:
         for hw, group in sizes.items():
             for b in range(0, len(group), batch_size):
                 chunk = group[b : b + batch_size]
+                progress.begin(len(chunk), hw)
                 c = torch.stack([_to_tensor(read_image(p.image), str(p.image)) for p in chunk])
                 s = torch.stack(
                     [
                         _to_tensor(
-                            _resize(read_image(styles[style_source_id(p.id)]), hw), str(p.image)
+                            _resize(read_image(single or styles[style_source_id(p.id)]), hw),
+                            str(p.image),
                         )
                         for p in chunk
                     ]
                 )
-                res = transfer_style_tensors(c, s, backbone, config)
+                res = transfer_style_tensors(c, s, backbone, config, progress.step)
                 for p, img in zip(chunk, to_uint8(res.images, config.quantize), strict=True):
                     write_png(tmp / "images" / f"{p.id}.png", img)
                     (tmp / "masks").mkdir(exist_ok=True)
@@ -126,10 +197,7 @@ def stylize_folder(
                     )  # mask unchanged (paper.md s2)
                 if res.losses:
                     final_losses.append(res.losses[-1] / len(chunk))
-                if log:
-                    log(
-                        f"stylize: {min(b + batch_size, len(group))}/{len(group)} at {hw[1]}x{hw[0]}"
-                    )
+                progress.end()
         record = {
             **backbone.provenance,
             "config": to_mapping(config),
@@ -145,17 +213,29 @@ def stylize_folder(
 
 # ---------------------------------------------------------------- CLI
 
+PROGRESS_EVERY_S = 5.0  # the command line's progress lines: at most one per 5 s, and at the end
+
+# the params keys singanseg/vgg.py's errors name, as this command's flags (issue 18 s4)
+CLI_FLAGS = {"set `weights:`": "pass `--weights`", "set `weights: random`": "pass `--weights random`"}
+
 
 def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register `singanseg stylize CONTENT STYLE --out OUT ...`; the handler is `args.func`."""
     p = subparsers.add_parser(
         "stylize",
         help="neural style transfer of generated images (SinGAN-Seg step 2)",
-        description="CONTENT/STYLE are image files, or folders: CONTENT holds images/ and masks/ "
-        "with ids <srcid>_<n>, STYLE holds <srcid>.png (paper.md section 2).",
+        description="CONTENT is an image file, or a folder with images/ and masks/ whose ids are "
+        "<srcid>_<n> (as `singanseg sample` writes them). STYLE is an image file (used for every "
+        "content image), or a folder of real images <srcid>.*, or a real-data folder with "
+        "images/ and masks/ (your pairs, data/real), matched by id: each sample takes the style "
+        "of the real image its model was trained on (paper.md section 2). Progress, with an ETA "
+        "per image and in total, goes to stderr.",
     )
     p.add_argument("content", help="generated image file, or a folder with images/ and masks/")
-    p.add_argument("style", help="real image file, or a folder of real images")
+    p.add_argument(
+        "style",
+        help="real image file, or a folder of real images <srcid>.*, or a folder with images/ + masks/",
+    )
     p.add_argument("--out", required=True, help="output image file (.png) or output folder")
     p.add_argument(
         "--ratio",
@@ -164,9 +244,7 @@ def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--content-weight", type=float, default=None)
     p.add_argument("--style-weight", type=float, default=None)
-    p.add_argument(
-        "--steps", type=int, default=None, help="Adam steps (the authors' num_epochs; 1000)"
-    )
+    p.add_argument("--steps", type=int, default=None, help=_steps_help())
     p.add_argument(
         "--weights", default=None, help="imagenet (default), random, or a state dict file"
     )
@@ -175,6 +253,22 @@ def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.set_defaults(func=run_stylize_command)
     return p
+
+
+def _steps_help() -> str:
+    try:  # the profiles' values, from the one params.yaml (singanseg/profiles.py)
+        from singanseg.profiles import profile_section
+
+        cpu = profile_section("cpu", "stylize").get("num_epochs")
+        smoke = profile_section("smoke", "stylize").get("num_epochs")
+    except Exception:  # noqa: BLE001  (help text only: never fail the parser)
+        cpu = smoke = None
+    profiles = f"; the cpu profile uses {cpu}, the smoke profile {smoke}" if cpu else ""
+    # measured: 250x250 px, VGG16, random weights, torch 2.14 on the 2-core development Xeon
+    # (tests/test_style.py does not time it; conventions.md: speed lives outside tests)
+    return (f"Adam steps per image (the authors' num_epochs; default: the paper's 1000{profiles}). "
+            "One step at 250x250 px took 1.8 CPU-seconds with VGG16 on a 2-core Xeon, so the "
+            "paper's 1000 steps take 15-30 min per image on such a CPU; a GPU is far faster")  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
@@ -205,7 +299,8 @@ def run_stylize_command(args: argparse.Namespace) -> int:
                 config,
                 args.device,
                 batch_size=args.batch_size,
-                log=lambda m: print(m, file=sys.stderr),
+                log=lambda m: print(m, file=sys.stderr, flush=True),
+                progress_every_s=PROGRESS_EVERY_S,
             )
             print(f"wrote {record['images']} image(s) to {out} (weights: {record['weights']})")
             return 0
@@ -213,7 +308,12 @@ def run_stylize_command(args: argparse.Namespace) -> int:
             raise InputError(
                 f"{style}: a folder, but CONTENT {content} is a file (give both as files or both as folders)"
             )
-        image, prov = stylize(read_image(content), read_image(style), config, args.device)
+        content_image = read_image(content)
+        progress = Progress([content_image.shape[:2]], config.num_epochs,
+                            lambda m: print(m, file=sys.stderr, flush=True), PROGRESS_EVERY_S)  # fmt: skip
+        progress.begin(1, content_image.shape[:2])
+        image, prov = stylize(content_image, read_image(style), config, args.device, on_step=progress.step)
+        progress.end()
         write_png(out, image)
         write_text(
             out.with_name(out.stem + ".provenance.json"),
@@ -231,5 +331,5 @@ def run_stylize_command(args: argparse.Namespace) -> int:
         print(f"wrote {out} (weights: {prov['weights']})")
         return 0
     except UserError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
-        print(f"singanseg stylize: error: {e}", file=sys.stderr)
+        print(f"singanseg stylize: error: {message_for_cli(e, CLI_FLAGS)}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from pipeline.feasibility import problems
+from pipeline.data import assign_folds
+from pipeline.feasibility import minimum_pairs, problems
 
 
 def _params(repo_root, tmp_path, profile):
@@ -23,6 +24,17 @@ def test_every_profile_is_feasible_on_the_data_it_is_made_for(repo_root, tmp_pat
     seq = lambda n: {f"i{k}": k * 3 // n for k in range(n)}  # noqa: E731  (np.array_split of n ids into 3)
     assert problems(seq(8), _params(repo_root, tmp_path, "smoke")) == []  # the 8 phantom pairs
     assert problems(seq(200), _params(repo_root, tmp_path, "cpu")) == []  # the 200 shared Kvasir-SEG pairs
+
+
+def test_minimum_pairs_is_the_first_count_the_check_accepts_and_the_readme_quotes_it(repo_root, tmp_path):
+    readme = (repo_root / "README.md").read_text()
+    for profile in ("smoke", "cpu", "paper"):
+        params = _params(repo_root, tmp_path, profile)
+        need = minimum_pairs(params)
+        ids = lambda n: [f"img{k}" for k in range(n)]  # noqa: E731
+        assert problems(assign_folds(ids(need), 3), params) == []  # the folds the data stage writes
+        assert problems(assign_folds(ids(need - 1), 3), params) != []
+        assert f"| `{profile}` | {need} |" in readme  # the README's table
 
 
 def test_three_pairs_under_smoke_name_every_parameter_to_change(repo_root, tmp_path):
@@ -55,5 +67,6 @@ def test_the_data_stage_refuses_in_one_line_and_keeps_its_outputs(repo_root, tmp
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot feed the configured experiments" in lines[0]
     assert "segment.grid_b.n_values" in lines[0] and "baselines.dcgan.batch_size" in lines[0]
+    assert f"profile smoke needs at least {minimum_pairs(params)} pairs, 3 given" in lines[0]
     assert (out / "real" / "keep.txt").read_text() == "previous output"
     assert not (out / "folds.csv").exists()

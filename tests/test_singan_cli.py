@@ -368,3 +368,9 @@ def test_sampling_on_an_explicit_device(trained, tmp_path):
     assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
     proc = cli("sample", str(trained), "--num", "1", "--out", str(tmp_path / "s"), "--device", "cpu")
     assert "wrote 1 pairs" in proc.stdout
+
+
+def test_printed_paths_have_no_double_slash_and_info_ends_with_a_newline(trained, tmp_path):
+    r = cli("sample", str(trained), "--num", "1", "--out", f"{tmp_path / 'samples'}/")  # a shell-completed folder
+    assert "//" not in r.stdout and f"{tmp_path / 'samples' / 'images'}" in r.stdout
+    assert cli("info", str(trained)).stdout.endswith("}\n")

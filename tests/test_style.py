@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +290,53 @@ def test_stylize_folder_missing_style_is_named(vgg16, tmp_path):
         InputError, match=r"nonumber\.png: content id 'nonumber': expected '<source id>_<n>'"
     ):
         sf.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16)
+
+
+def test_style_source_may_be_a_real_data_folder_or_one_file(vgg16, tmp_path):
+    """A real-data folder (images/ + masks/, as data/real) is matched by id; one image file
+    styles every content image (issue 18 s4: no naming rule to satisfy)."""
+    content, style = make_sets(tmp_path)
+    real = tmp_path / "real_pairs"
+    for f in style.iterdir():
+        img = np.asarray(Image.open(f).convert("RGB"))
+        write_png(real / "images" / f"{f.stem}.png", img)
+        write_png(real / "masks" / f"{f.stem}.png", np.zeros(img.shape[:2], np.uint8))
+    c = cfg(num_epochs=2)
+    sf.stylize_folder(content, real, tmp_path / "by_id", c, network=vgg16)
+    sf.stylize_folder(content, style, tmp_path / "plain", c, network=vgg16)
+    for cid in ("polypA_1", "b_x_0"):
+        by_id = np.asarray(Image.open(tmp_path / "by_id" / "images" / f"{cid}.png"), dtype=int)
+        plain = np.asarray(Image.open(tmp_path / "plain" / "images" / f"{cid}.png"), dtype=int)
+        assert np.abs(by_id - plain).max() <= 1
+    one = real / "images" / "polypA.png"
+    sf.stylize_folder(content, one, tmp_path / "one", c, network=vgg16)
+    from singanseg.io import read_image
+
+    alone, _ = st.stylize(read_image(content / "images" / "b_x_0.png"), read_image(one), c, network=vgg16)
+    got = read_image(tmp_path / "one" / "images" / "b_x_0.png")
+    assert np.abs(got.astype(int) - alone).max() <= 1  # b_x_0 took polypA's style
+
+
+def test_progress_lines_give_an_eta_per_image_and_in_total(vgg16, tmp_path):
+    content, style = make_sets(tmp_path)
+    lines: list[str] = []
+    sf.stylize_folder(content, style, tmp_path / "o", cfg(num_epochs=3), network=vgg16, batch_size=1,
+                      log=lines.append, progress_every_s=0.0)  # fmt: skip
+    steps = [x for x in lines if "step" in x]
+    assert steps and all(re.search(r"image \d/4, step \d/3, ETA \d+m\d\ds for this image, \d+m\d\ds in total", x)
+                         for x in steps), lines  # fmt: skip
+    assert lines[-1].startswith("stylize: 4/4 images in ")
+    quiet: list[str] = []
+    sf.stylize_folder(content, style, tmp_path / "q", cfg(num_epochs=3), network=vgg16, log=quiet.append)
+    assert quiet == [quiet[-1]] and quiet[-1].startswith("stylize: 4/4 images")  # at most every 30 s, and the end
+
+
+def test_steps_help_names_the_cost_and_the_profiles_values():
+    from singanseg.profiles import profile_section
+
+    text = sf._steps_help()
+    assert "250x250 px" in text and "CPU-seconds" in text and "1000" in text
+    assert f"the cpu profile uses {profile_section('cpu', 'stylize')['num_epochs']}" in text
 
 
 def cli(argv: list[str]) -> argparse.Namespace:

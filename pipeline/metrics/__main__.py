@@ -39,8 +39,8 @@ def _parser(p: argparse.ArgumentParser) -> None:
             sp.add_argument("--weights-dir", default=None, help="folder with weight files (docs/weights.md)")
 
     f = sub.add_parser("fid", help="FID between two image folders")
-    f.add_argument("dir_a")
-    f.add_argument("dir_b")
+    f.add_argument("dir_a", help="the reference image folder (e.g. the real images)")
+    f.add_argument("dir_b", help="the image folder to compare (e.g. the synthetic images)")
     f.add_argument("--dims", type=int, default=2048, choices=(64, 192, 768, 2048))
     f.add_argument("--batch-size", type=int, default=50)
     f.add_argument("--no-cache", action="store_true", help="do not cache set statistics")
@@ -49,8 +49,8 @@ def _parser(p: argparse.ArgumentParser) -> None:
         dims=a.dims, weights=a.weights, weights_dir=a.weights_dir, batch_size=a.batch_size, cache=not a.no_cache)))
 
     s = sub.add_parser("sifid", help="SIFID per (real, synthetic) pair, paired by id")
-    s.add_argument("real_dir")
-    s.add_argument("fake_dir")
+    s.add_argument("real_dir", help="real images <id>.*")
+    s.add_argument("fake_dir", help="synthetic images <id>_<n>.*, each paired with real <id>")
     s.add_argument("--dims", type=int, default=64, choices=(64, 192))
     s.add_argument("--no-resize", action="store_true", help="native size instead of the authors' 299x299")
     s.add_argument("--network", default="inception_imagenet", choices=("inception_imagenet", "inception_fid"))
@@ -60,7 +60,7 @@ def _parser(p: argparse.ArgumentParser) -> None:
         dims=a.dims, resize=not a.no_resize, network=a.network, weights=a.weights, weights_dir=a.weights_dir)))
 
     lp = sub.add_parser("lpips", help="mean pairwise LPIPS among samples of each model")
-    lp.add_argument("dir")
+    lp.add_argument("dir", help="synthetic images <id>_<n>.*; pairs among the samples of each <id>")
     lp.add_argument("--real", default=None, help="folder of training images (LPIPS of samples to them)")
     lp.add_argument("--net", default="alex", choices=("alex", "vgg"))
     lp.add_argument("--dims", type=int, default=None, help=argparse.SUPPRESS)
@@ -68,7 +68,7 @@ def _parser(p: argparse.ArgumentParser) -> None:
     lp.set_defaults(inputs=lambda a: (a.dir, a.real, LPIPSOptions(net=a.net, weights=a.weights, weights_dir=a.weights_dir)))
 
     m = sub.add_parser("masks", help="foreground percentages and per-model pixel-wise mean/std")
-    m.add_argument("dir")
+    m.add_argument("dir", help="a folder with masks/ (or of mask files)")
     m.add_argument("--out", default=None, help="write <model>_{mean,std}.{npy,png} here")
     m.add_argument("--bin-width", type=float, default=5.0)
     m.add_argument("--dims", type=int, default=None, help=argparse.SUPPRESS)
@@ -86,8 +86,15 @@ def run(args: argparse.Namespace) -> dict:
     return out
 
 
+# the params keys the metrics' errors name, as this command line's flags (issue 18 s4)
+CLI_FLAGS = {
+    "quality.sifid.network: inception_fid": "--network inception_fid",
+    "set weights: random": "pass --weights random",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    stage = Stage("metrics", __doc__.split("\n\n")[0], prefix="", params_flag=False)
+    stage = Stage("metrics", __doc__.split("\n\n")[0], prefix="", params_flag=False, cli_flags=CLI_FLAGS)
     _parser(stage.parser)
 
     def work(args, _params) -> None:

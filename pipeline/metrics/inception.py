@@ -286,7 +286,9 @@ def load_inception(
             where = ", ".join(str(d) for d in ([Path(weights_dir)] if weights_dir else []) + [hub_checkpoints()])
             raise WeightsError(
                 f"inception_imagenet: {TORCHVISION_FILE} not found in {where}; place torchvision's "
-                "ImageNet Inception file there (docs/weights.md) or set weights: random"
+                "ImageNet Inception file there (docs/weights.md); or, offline, set "
+                "quality.sifid.network: inception_fid (SIFID on the FID Inception weights, a named "
+                "variant, not the authors' SIFID network); or set weights: random (plumbing checks only)"
             )
         prov = _load_state_file(trunk, found)
     return InceptionFeatures(trunk, prov, network, resize=resize).to(device)

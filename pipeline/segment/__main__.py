@@ -19,9 +19,12 @@ from pipeline.segment.experiments import grid_runs
 from pipeline.stage import Stage
 from singanseg.typed import parse_sets, replace
 
+# the params key of the encoder-weights error, as this command's --set (issue 18 s4)
+CLI_FLAGS = {"or set encoder_weights: null": "or pass --set model.encoder_weights=null"}
+
 
 def main(argv: list[str] | None = None) -> int:
-    stage = Stage("segment", __doc__.splitlines()[0], SegmentParams, prefix="")
+    stage = Stage("segment", __doc__.splitlines()[0], SegmentParams, prefix="", cli_flags=CLI_FLAGS)
     ap = stage.parser
     ap.add_argument("--experiment", help="e.g. A/FAKE_3_ST1to1000 or B/REAL_N10 (see --list)")
     ap.add_argument("--fold", type=int, help="grid A: the held-out test fold; grid B: the training fold")
