@@ -29,7 +29,7 @@ from pipeline.report_index import write_index
 from pipeline.report_quality import quality_tables
 from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
-from pipeline.tracking import git_commit, stage_run
+from pipeline.tracking import git_commit, log_report_artifacts, stage_run
 from singanseg.io import InputError, list_pairs, read_image, read_mask, write_text
 
 SCORES = ("iou", "f1", "precision", "recall", "accuracy")
@@ -405,12 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         with stage_run("report", params, enabled=params.track) as run:
             summary = build(params, out, profile, source, overrides_vs_head(args.params), spi)
             index = write_index(out.parent)
-            if run is not None:
-                import mlflow
-
-                mlflow.log_artifact(str(out / "README.md"))
-                for t in sorted((out / "tables").glob("*.csv")):
-                    mlflow.log_artifact(str(t), "tables")
+            log_report_artifacts(run, out)  # the page, figures and tables, for the UI (issue 17)
         print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
               + (f"; not available: {len(summary['missing'])}" if summary["missing"] else ""))  # fmt: skip
         for claim, verdict in summary["verdicts"].items():

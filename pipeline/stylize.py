@@ -25,6 +25,8 @@ from pipeline.params import active_profile
 from pipeline.stage import Stage
 from pipeline.tracking import log_metrics, stage_run
 from singanseg.device import resolve_device
+from singanseg.io import list_pairs
+from singanseg.progress import Progress
 from singanseg.style import (
     Backbone,
     StyleConfig,
@@ -95,22 +97,33 @@ def run(
     metrics: dict[str, float] = {}
     for ratio in ratios:
         out = root / "synthetic" / f"singan_st{ratio}" / params.source
-        rec = stylize_folder(
-            content,
-            style,
-            out,
-            params.style_config(ratio),
-            device,
-            network=backbone,
-            batch_size=params.batch_size,
-            log=lambda m: print(m, file=sys.stderr),
-        )
+        with Progress(f"stylize@{ratio}", len(list_pairs(content)), "images") as line:
+            rec = stylize_folder(
+                content,
+                style,
+                out,
+                params.style_config(ratio),
+                device,
+                network=backbone,
+                batch_size=params.batch_size,
+                log=lambda m, line=line, groups={}: _progress(m, line, groups),
+            )
         metrics[f"{ratio}.images"] = rec["images"]
         metrics[f"{ratio}.seconds"] = rec["seconds"]
         if rec["mean_final_loss"] is not None:
             metrics[f"{ratio}.mean_final_loss"] = rec["mean_final_loss"]
         print(f"stylize: {rec['images']} image(s) at {ratio} -> {out} ({rec['seconds']:.1f} s)")
     return metrics
+
+
+def _progress(message: str, line: Progress, groups: dict[str, int]) -> None:
+    """Print stylize_folder's per-batch line and advance the stage's total: the folder reports
+    `k/n at WxH` per image size; the sum over sizes is the images done (issue 17's ETA line)."""
+    print(message, file=sys.stderr, flush=True)
+    m = re.search(r"(\d+)/\d+ at (\S+)", message)
+    if m:
+        groups[m.group(2)] = int(m.group(1))
+        line.update(sum(groups.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +148,7 @@ def _work(args, params: StylizeParams) -> None:
     with stage_run(
         "stylize",
         params,
+        run_name="stylize@" + "+".join(ratios),  # one run per DVC stage stylize@<ratio>: unique names
         profile=active_profile(args.params),
         provenance=backbone.provenance,
         enabled=params.track,

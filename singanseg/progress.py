@@ -28,8 +28,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO, TypeVar
+
+T = TypeVar("T")
 
 EVERY_S = 30.0  # issue 17: "a progress line at least every 30 s"
 
@@ -48,8 +50,8 @@ class Progress:
     """Counts finished items of a known total and prints a line at most every `every` seconds.
 
     `advance(n)` adds finished items, `update(done)` sets the count; either prints when
-    `every` seconds passed since the last line (or since the start), and always when the count
-    reaches the total. `note` is appended to the line (e.g. the item just finished).
+    `every` seconds passed since the last line (or since the start), and when the count
+    reaches the total (unless `final` is False). `note` is appended to the line (e.g. the item just finished).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         stream: TextIO | None = None,
         enabled: bool = True,
+        final: bool = True,
     ) -> None:
         self.name = name
         self.total = max(int(total), 0)
@@ -69,6 +72,7 @@ class Progress:
         self.clock = clock
         self.stream = stream  # None: sys.stderr at print time (pytest's capsys swaps it)
         self.enabled = enabled
+        self.final = final  # False: no line for reaching the total (the caller reports the end)
         self.done = 0
         self.start = clock()
         self._last = self.start
@@ -87,6 +91,16 @@ class Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def iterate(self, items: Iterable[T]) -> Iterator[T]:
+        """Yield `items`, advancing by one after each (when the loop asks for the next), with the
+        heartbeat running meanwhile: `for it in Progress(...).iterate(range(n)):` is the whole
+        change to a loop. The heartbeat stops when the loop ends, breaks or raises (the
+        generator is closed)."""
+        with self:
+            for item in items:
+                yield item
+                self.advance()
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.every):
@@ -107,7 +121,8 @@ class Progress:
         finished = self.total and self.done >= self.total
         if finished and not self._ended:
             self._ended = True
-            self._print(now, note)
+            if self.final:
+                self._print(now, note)
         elif not finished and now - self._last >= self.every:
             self._print(now, note)
 

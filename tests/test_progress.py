@@ -68,3 +68,14 @@ def test_disabled_and_duration():
     p.advance()
     assert out.getvalue() == ""
     assert [duration(s) for s in (0, 59.4, 190, 3600 * 2 + 300)] == ["0s", "59s", "3m10s", "2h05m"]
+
+
+def test_iterate_advances_after_each_item_and_stops_its_heartbeat_on_break():
+    clock, out = Clock(), io.StringIO()
+    p = Progress("quality", total=3, unit="synthetic sets", every=30, clock=clock, stream=out)
+    for i, _ in enumerate(p.iterate(["a", "b", "c"])):
+        assert p.done == i  # counted when the loop asks for the next item
+        clock.t += 40
+        if i == 1:
+            break
+    assert p._stop.is_set() and out.getvalue().splitlines() == ["quality: 1/3 synthetic sets, 40s elapsed, ETA 1m20s"]
