@@ -69,6 +69,7 @@ from singanseg.ckpt import (
     save_state,
 )
 from singanseg.io import check_plain_name, write_png
+from singanseg.progress import Progress
 from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, replace, to_mapping
 
@@ -337,7 +338,10 @@ def train(
         desc=f"{spec.name} n{n}",
         disable=not progress,
     )
-    for it in bar:
+    # without the bar (a DVC stage's --no-progress), a line every 30 s a captured log keeps (issue 17)
+    line = Progress(f"{spec.name} n{n}" + (f" (resumed at {start})" if start else ""), end - start, "iterations",
+                    enabled=not progress)  # fmt: skip
+    for it in line.iterate(bar):
         idx = (stream_indices if spec.stream_batches else batch_indices)(seed, it, n, config.batch_size)
         real = data[idx].to(device)
         losses = trainer.step(real, it, rng)

@@ -50,7 +50,7 @@ def _work(args, params: BaselinesParams) -> None:
     for sub in subsets:
         parse_subset(sub)
     root = Path(args.root)
-    with stage_run("generate_baselines", params, run_name=f"generate_baselines/{args.gan}",
+    with stage_run("generate_baselines", params, run_name=f"generate_baselines@{args.gan}",
                    provenance={"weights": f"models/{args.gan}"}, tags={"gan": args.gan},
                    enabled=params.track) as mlrun:  # fmt: skip
         device = resolve_device(params.device, "baselines.device")

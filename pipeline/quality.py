@@ -51,8 +51,9 @@ from pipeline.metrics.masks import MaskOptions, mask_summary
 from pipeline.metrics.registry import MetricContext, calc_metric
 from pipeline.metrics.sifid import SIFIDOptions
 from pipeline.stage import Stage
-from pipeline.tracking import log_metrics, stage_run
+from pipeline.tracking import child_run, log_metrics, stage_run
 from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
+from singanseg.progress import Progress
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
@@ -117,7 +118,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     real_masks = mask_summary(real, params.masks.bin_width)
     write_text(out / "real_masks.json", json.dumps(real_masks, indent=2) + "\n")
     summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median")}
-    for name, kind, k in sets:
+    # a line at least every 30 s: a set's metric passes take minutes at paper size (issue 17)
+    for name, kind, k in Progress("quality", len(sets), "synthetic sets").iterate(sets):
         folder = synthetic / name
         stem = name.replace("/", "__")
         fake_idx = image_index(folder)
@@ -240,6 +242,20 @@ def flat_metrics(summary: dict) -> dict[str, float]:
     return m
 
 
+# issue 18: the headline numbers under short names, one child run per synthetic set, so the
+# UI's default columns compare sets and pipeline runs side by side (`fid`, `sifid`, `lpips`)
+HEADLINES = {"fid": "fid", "sifid": "sifid", "lpips_diversity": "lpips", "mask_foreground_mean": "mask_fg"}
+
+
+def log_headlines(run, summary: dict) -> None:
+    if run is None:
+        return
+    for name, s in summary["sets"].items():
+        short = {h: float(s[k]) for k, h in HEADLINES.items() if isinstance(s.get(k), (int, float))}
+        with child_run(run, f"quality/{name}", tags={"set": name}) as child:
+            log_metrics(child, short)
+
+
 def main(argv: list[str] | None = None) -> int:
     stage = Stage("quality", __doc__.split("\n\n")[0], QualityParams)
     stage.parser.add_argument("--real", default="data/real")
@@ -255,6 +271,7 @@ def _work(args, params: QualityParams) -> None:
     write_quality(summary, Path(args.headline))
     with stage_run("quality", params, provenance=summary["provenance"], enabled=params.track) as run:
         log_metrics(run, flat_metrics(summary))
+        log_headlines(run, summary)
         if run is not None:
             import mlflow
 

@@ -30,7 +30,7 @@ from pipeline.report_quality import quality_tables
 from pipeline.segment.results import SCORES, load_segmentation
 from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
-from pipeline.tracking import git_commit, stage_run
+from pipeline.tracking import git_commit, log_report_artifacts, stage_run
 from singanseg.io import write_text
 
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
@@ -325,12 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         with stage_run("report", params, enabled=params.track) as run:
             summary = build(params, out, profile, source, overrides_vs_head(args.params), spi, num_samples)
             index = write_index(out.parent)
-            if run is not None:
-                import mlflow
-
-                mlflow.log_artifact(str(out / "README.md"))
-                for t in sorted((out / "tables").glob("*.csv")):
-                    mlflow.log_artifact(str(t), "tables")
+            log_report_artifacts(run, out)  # the page, figures and tables, for the UI (issue 17)
         print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
               + (f"; not available: {len(summary['missing'])}" if summary["missing"] else ""))  # fmt: skip
         for claim, verdict in summary["verdicts"].items():

@@ -95,6 +95,8 @@ def run(
     metrics: dict[str, float] = {}
     for ratio in ratios:
         out = root / "synthetic" / f"singan_st{ratio}" / params.source
+        # stylize_folder prints its own progress (images done, ETA per image and in total) at
+        # most every 30 s, on stderr, which DVC streams (issue 17)
         rec = stylize_folder(
             content,
             style,
@@ -103,7 +105,7 @@ def run(
             device,
             network=backbone,
             batch_size=params.batch_size,
-            log=lambda m: print(m, file=sys.stderr),
+            log=lambda m: print(m, file=sys.stderr, flush=True),
         )
         metrics[f"{ratio}.images"] = rec["images"]
         metrics[f"{ratio}.seconds"] = rec["seconds"]
@@ -135,6 +137,7 @@ def _work(args, params: StylizeParams) -> None:
     with stage_run(
         "stylize",
         params,
+        run_name="stylize@" + "+".join(ratios),  # one run per DVC stage stylize@<ratio>: unique names
         profile=active_profile(args.params),
         provenance=backbone.provenance,
         enabled=params.track,

@@ -11,7 +11,9 @@ The libraries log through `singanseg.tracking.Tracker`; `MlflowTracker` below is
 pipeline's implementation, handed to them by the stages (`MlflowTracker.of(run)`).
 
 Every stage run is tagged with the stage name, git commit, profile, a hash of its params
-section and the weights provenance, so a run traces back to `dvc.lock`.
+section and the weights provenance, so a run traces back to `dvc.lock`; and with the
+pipeline run it belongs to (`pipeline_run`, and `dvc_exp_name` under `dvc exp run`), so the
+UI filters one `dvc repro` at once (`tags.pipeline_run = '...'`; `pipeline_run_tags`).
 """
 
 from __future__ import annotations
@@ -104,19 +106,128 @@ def _mlflow():
     return mlflow
 
 
+# Issue 18: the experiment link landed on the Traces overview ("No data available"). MLflow 3's
+# UI picks the landing tab from the experiment's kind: GenAI experiments open on traces, the
+# others on runs. The kind is this tag (mlflow/server/js: `"mlflow.experimentKind"`, values
+# `genai_development` / `custom_model_development`, the demo sets it the same way in
+# mlflow/demo/generators/traces.py). mlflow 3.17's UI reads the kind from its "workflow type"
+# switch when that feature flag is on (it is, in the bundled build), defaulting to GenAI: the
+# switch, or `?workflowType=machine_learning` in the link (`ui_url`), opens the runs then.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "The SinGAN-Seg benchmark pipeline: one run per DVC stage execution (per-image and "
+        "per-fold work as child runs). All runs of one `dvc repro` / `dvc exp run` share the tag "
+        "`pipeline_run` (filter: tags.pipeline_run = '<id>'); `dvc exp run` adds `dvc_exp_name`. "
+        "Headline metrics have short names: fid, sifid, lpips (quality/<set> runs), iou, f1 (segment)."
+    ),
+}
+_tagged: set[tuple[str, str]] = set()
+
+
 def ensure_experiment(name: str = EXPERIMENT) -> str:
-    """Create the experiment if needed (driver only) and return its id."""
+    """Create the experiment if needed (driver only), make sure it has EXPERIMENT_TAGS (an
+    experiment of an older version of the suite gets them too), and return its id."""
     mlflow = _mlflow()
     exp = mlflow.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            exp_id = mlflow.create_experiment(name, tags=EXPERIMENT_TAGS)
+        except Exception:  # another driver created it in between
+            exp = mlflow.get_experiment_by_name(name)
+            if exp is None:
+                raise
     if exp is not None:
-        return exp.experiment_id
+        exp_id = exp.experiment_id
+        key = (tracking_uri(), exp_id)
+        if key not in _tagged and any(exp.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):
+            client = mlflow.MlflowClient()
+            for k, v in EXPERIMENT_TAGS.items():
+                client.set_experiment_tag(exp_id, k, v)
+    _tagged.add((tracking_uri(), exp_id))
+    return exp_id
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """The link that opens the experiment's runs table in MLflow 3's UI (see EXPERIMENT_TAGS)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+# --- one pipeline run: the stages of one `dvc repro` / `dvc exp run` --------------------------
+#
+# DVC runs every stage as its own process (`$SHELL -c <cmd>`, dvc/stage/run.py), so the stages
+# share no memory; what they share is the one `dvc` process above them. Its pid and start time
+# (from /proc) name the invocation: the same for every stage of it, different for the next
+# repro, and the same id a user can read off `ps`. `dvc exp run` also hands each stage
+# DVC_EXP_NAME and DVC_EXP_BASELINE_REV (dvc/repo/experiments/queue/base.py puts them in the
+# stages' `run_env`, dvc/stage/run.py::prepare_kwargs), tagged as they are. SINGANSEG_PIPELINE_RUN
+# overrides the id (a driver script that runs stages by hand); a stage run outside DVC is a
+# pipeline run of its own (its own pid and start).
+PIPELINE_RUN_ENV = "SINGANSEG_PIPELINE_RUN"
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks after boot) from /proc/<pid>/stat; None off Linux."""
     try:
-        return mlflow.create_experiment(name)
-    except Exception:  # another driver created it in between
-        exp = mlflow.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return int(fields[1]), int(fields[19])  # fields 4 (ppid) and 22 (starttime) of proc(5)
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
+    # `dvc ...` (the console script: `python .../bin/dvc ...` once exec'd) or `python -m dvc ...`
+    return bool(names) and (names[0] == "dvc" or (names[0].startswith("python") and
+                            (names[1:2] == ["dvc"] or names[1:3] == ["-m", "dvc"])))  # fmt: skip
+
+
+def _invocation_id(pid: int, start_ticks: int, prefix: str) -> str:
+    try:
+        btime = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        start = btime + start_ticks / os.sysconf("SC_CLK_TCK")
+        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
+    except (OSError, StopIteration, ValueError):
+        when = str(start_ticks)
+    return f"{prefix}-{when}-{pid}"
+
+
+def pipeline_run_id() -> str:
+    """The id shared by every stage of one DVC invocation (see above)."""
+    if os.environ.get(PIPELINE_RUN_ENV):
+        return os.environ[PIPELINE_RUN_ENV]
+    pid = os.getpid()
+    own = _proc_stat(pid)
+    seen = 0
+    stat = own
+    while stat is not None and pid > 1 and seen < 64:
+        if _is_dvc(pid):
+            return _invocation_id(pid, stat[1], "dvc")
+        pid, seen = stat[0], seen + 1
+        stat = _proc_stat(pid)
+    if own is None:  # no /proc: this process, by its pid and the wall clock
+        return f"stage-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    return _invocation_id(os.getpid(), own[1], "stage")
+
+
+def pipeline_run_tags() -> dict[str, str]:
+    """`pipeline_run`, and under `dvc exp run` `dvc_exp_name` and `dvc_exp_baseline_rev`."""
+    tags = {"pipeline_run": pipeline_run_id()}
+    for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev"),
+                     ("DVC_STAGE", "dvc_stage")):  # fmt: skip
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
+
+
+# tags a child run (another process, possibly) copies from its stage run
+INHERITED_TAGS = ("stage", "git_commit", "profile", "params_hash", "pipeline_run", "dvc_exp_name",
+                  "dvc_exp_baseline_rev", "dvc_stage")  # fmt: skip
 
 
 def git_commit(cwd: str | os.PathLike | None = None, ignore: tuple[str, ...] = ()) -> str:
@@ -195,6 +306,7 @@ def stage_run(
         "profile": profile,
         "params_hash": params_hash(params) if params is not None else "none",
         **{f"provenance.{k}": str(v) for k, v in (provenance or {}).items()},
+        **pipeline_run_tags(),
         **dict(tags or {}),
     }
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags) as run:
@@ -211,7 +323,7 @@ def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None)
     parent_id = parent if isinstance(parent, str) else parent.info.run_id
     client = mlflow.MlflowClient()
     parent_run = client.get_run(parent_id)
-    inherited = {k: v for k, v in parent_run.data.tags.items() if k in ("stage", "git_commit", "profile", "params_hash") or k.startswith("provenance.")}
+    inherited = {k: v for k, v in parent_run.data.tags.items() if k in INHERITED_TAGS or k.startswith("provenance.")}
     run = client.create_run(
         parent_run.info.experiment_id,
         run_name=run_name,
@@ -285,6 +397,26 @@ class MlflowTracker:
         self._attach()
         with child_run(self.run_id, name, tags) as run:
             yield MlflowTracker(run.info.run_id, self.uri)
+
+
+# what the report run shows in the UI's artifact view (issue 17): the report page, its
+# figures (images render inline) and its tables (CSV renders as a table; LaTeX for papers)
+REPORT_ARTIFACTS = (("README.md", ""), ("figures/*.png", "figures"), ("figures/*.svg", "figures"),
+                    ("figures/*.pdf", "figures"), ("tables/*.csv", "tables"), ("tables/*.tex", "tables"))  # fmt: skip
+
+
+def log_report_artifacts(run: Any, report_dir: str | os.PathLike) -> int:
+    """Log a report folder's page, figures and tables to `run` (None: nothing); returns the count."""
+    if run is None:
+        return 0
+    client = _mlflow().MlflowClient()
+    root = Path(report_dir)
+    n = 0
+    for pattern, dest in REPORT_ARTIFACTS:
+        for f in sorted(root.glob(pattern)):
+            client.log_artifact(run.info.run_id, str(f), dest or None)
+            n += 1
+    return n
 
 
 def _param(key: str, value: Any):

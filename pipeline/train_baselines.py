@@ -135,7 +135,7 @@ def _work(args, params: BaselinesParams) -> None:
     provenance = {"weights": "random-init"}
     if hasattr(config, "weights"):
         provenance["loss_weights"] = str(config.weights)  # e.g. FastGAN's LPIPS
-    with stage_run("train_baselines", config, run_name=f"train_baselines/{args.gan}",
+    with stage_run("train_baselines", config, run_name=f"train_baselines@{args.gan}",
                    provenance=provenance, tags={"gan": args.gan}, enabled=params.track) as mlrun:  # fmt: skip
         device = resolve_device(params.device, "baselines.device")
         for sub in subsets:

@@ -71,14 +71,14 @@ def run(
                 log.warning("removing %s: its id is not in this shard of %s any more", d, params.input_dir)
                 shutil.rmtree(d)
     with stage_run(
-        "train_singan", params, run_name=f"train_singan[{shard}/{num_shards}]", enabled=params.track,
+        "train_singan", params, run_name=f"train_singan@{shard}", enabled=params.track,
         tags={"shard": f"{shard}/{num_shards}", "executor": params.executor.executor},
     ) as run_:
         result = train_many(
             params.input_dir, out_root, params.model, params.executor, seed=params.seed, batch=params.batch,
             shard=(shard, num_shards), limit=params.limit, on_incompatible=params.on_incompatible,
             tracker=MlflowTracker.of(run_), progress=progress,
-            device=params.device,
+            device=params.device, progress_name=f"train_singan@{shard}",
         )  # fmt: skip
         counts = {s: len(result.ids(s)) for s in ("done", "skipped", "failed")}
         log_metrics(run_, {f"models_{k}": v for k, v in counts.items()})

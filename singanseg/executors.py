@@ -248,8 +248,12 @@ def run_tasks(
     config: ExecutorConfig | None = None,
     progress: bool = True,
     desc: str = "tasks",
+    on_settle: Callable[[TaskResult], None] | None = None,
 ) -> list[TaskResult]:
     """Run `fn(**kwargs)` for every (task_id, kwargs); one TaskResult per task, in task order.
+
+    `on_settle` is called in this process with each task's result as it comes (e.g. a
+    `singanseg.progress.Progress` line for a DVC stage, where the bar is off).
 
     `fn` returns a value (status "done") or `Skipped(value)` ("skipped"); an exception is
     status "failed" with its message and the task's id. Executor problems (Ray missing, a
@@ -269,6 +273,8 @@ def run_tasks(
         if result.status == "failed":
             log.warning("%s %s failed: %s", desc, result.task_id, result.error)
         bar.update(1)
+        if on_settle is not None:
+            on_settle(result)
 
     with ex:
         window = ex.max_in_flight or len(todo) or 1

@@ -35,6 +35,7 @@ from singanseg.executors import (
 )
 from singanseg.io import Pair, list_pairs, write_text
 from singanseg.model import MODEL_JSON, config_of, read_model_json
+from singanseg.progress import Progress
 from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
@@ -152,6 +153,7 @@ def train_many(
     tracker: Tracker | None = None,
     progress: bool = True,
     device: str = "auto",
+    progress_name: str = "train-many",
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
@@ -202,7 +204,10 @@ def train_many(
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
                                 device=local_device, progress=progress)  # fmt: skip
     else:
-        results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many")
+        # without the bar (a DVC stage's --quiet), a line every 30 s that a captured log keeps (issue 17)
+        with Progress(progress_name, len(tasks), "models", enabled=not progress) as line:
+            results = run_tasks(train_one, tasks, ex_cfg, progress=progress, desc="train-many",
+                                on_settle=lambda r: line.advance(note=f"{r.task_id} {r.status}"))  # fmt: skip
     resumed = sum(
         bool(r.status == "done" and isinstance(r.value, dict) and r.value.get("resumed"))
         for r in results

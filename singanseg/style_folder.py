@@ -76,7 +76,7 @@ def _fmt_s(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-class Progress:
+class StyleProgress:
     """Where a folder's style transfer is, with an ETA for the current image(s) and in total.
 
     The cost of a step grows with the pixels, so the rate is seconds per pixel-step measured
@@ -171,7 +171,7 @@ def stylize_folder(
         with Image.open(p.image) as im:
             sizes.setdefault((im.height, im.width), []).append(p)
     start, final_losses = time.perf_counter(), []
-    progress = Progress([hw for hw, g in sizes.items() for _ in g], config.num_epochs,
+    progress = StyleProgress([hw for hw, g in sizes.items() for _ in g], config.num_epochs,
                         log or (lambda m: None), progress_every_s)  # fmt: skip
     with atomic_dir(out_dir) as tmp:
         for hw, group in sizes.items():
@@ -309,7 +309,7 @@ def run_stylize_command(args: argparse.Namespace) -> int:
                 f"{style}: a folder, but CONTENT {content} is a file (give both as files or both as folders)"
             )
         content_image = read_image(content)
-        progress = Progress([content_image.shape[:2]], config.num_epochs,
+        progress = StyleProgress([content_image.shape[:2]], config.num_epochs,
                             lambda m: print(m, file=sys.stderr, flush=True), PROGRESS_EVERY_S)  # fmt: skip
         progress.begin(1, content_image.shape[:2])
         image, prov = stylize(content_image, read_image(style), config, args.device, on_step=progress.step)

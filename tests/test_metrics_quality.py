@@ -72,7 +72,11 @@ def test_stage_writes_metrics_with_provenance(layout, mlflow_uri, monkeypatch, t
     import mlflow
 
     mlflow.set_tracking_uri(mlflow_uri)
-    run = mlflow.search_runs(experiment_names=["singanseg"], output_format="list")[0]
+    runs = mlflow.search_runs(experiment_names=["singanseg"], output_format="list")
+    run = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    # issue 18: the headline numbers under short names, one child run per set
+    child = next(r for r in runs if r.info.run_name == "quality/singan/gss0")
+    assert child.data.metrics["sifid"] == pytest.approx(sg["sifid"]["value"]) and "lpips" in child.data.metrics
     assert run.data.tags["stage"] == "quality"
     assert run.data.tags["provenance.lpips"].startswith("random-init")
     assert run.data.metrics["singan/gss0/sifid"] == pytest.approx(sg["sifid"]["value"])

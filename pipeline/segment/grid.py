@@ -29,6 +29,7 @@ from pipeline.segment.experiments import grid_runs, resolve
 from pipeline.segment.run import output_paths, run_experiment
 from pipeline.segment.trivial import run_trivial, trivial_runs
 from singanseg.io import list_pairs
+from singanseg.progress import Progress
 from singanseg.typed import to_mapping
 
 
@@ -71,7 +72,8 @@ def run_grid(grid: str, params: SegmentParams, root: str | Path = ".", profile: 
                 shutil.rmtree(d)
                 log(f"segment {grid}: removed {d} (not in the active grid)")
     done = skipped = 0
-    for i, (name, fold) in enumerate(runs, 1):
+    # a done/total/ETA line at least every 30 s while trainings of minutes run (issue 17)
+    for i, (name, fold) in enumerate(Progress(f"segment@{grid}", len(runs), "trainings").iterate(runs), 1):
         json_path, _ = output_paths(params, name, fold, root)
         if _done(json_path, fps[(name, fold)]):
             skipped += 1

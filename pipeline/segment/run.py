@@ -114,15 +114,21 @@ def run_experiment(name: str, fold: int, params: SegmentParams, root: str | Path
     }
     run_name = f"segment/{name}/fold{fold}"
     with tracking.stage_run("segment", params, run_name=run_name, profile=profile, provenance=provenance,
-                            tags={"experiment": name, "fold": str(fold)}, enabled=params.track) as run:
+                            tags={"experiment": name, "fold": str(fold), "headline_protocol": params.protocols[0]},
+                            enabled=params.track) as run:
         for protocol, sp in splits.items():
             if run is not None:
                 with tracking.child_run(run, f"{run_name}/{protocol}", tags={"protocol": protocol}) as child:
                     res = run_protocol(sp, params, on_epoch=lambda row, c=child: tracking.log_metrics(
                         c, {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"]))
                     final = {f"test.{m}.{k}": v for m, d in res["test"].items() for k, v in d.items()}
-                    tracking.log_metrics(child, {**final, "best_epoch": res["best_epoch"]})
+                    # issue 18: short names (the test per-image mean) for the UI's default columns;
+                    # the stage run's are its first protocol's (tag headline_protocol)
+                    short = {k: res["test"]["per_image"][k] for k in ("iou", "f1") if k in res["test"].get("per_image", {})}
+                    tracking.log_metrics(child, {**final, **short, "best_epoch": res["best_epoch"]})
                     tracking.log_metrics(run, {f"{protocol}.{k}": v for k, v in final.items()})
+                    if protocol == params.protocols[0]:
+                        tracking.log_metrics(run, short)
             else:
                 res = run_protocol(sp, params)
             record["protocols"][protocol] = res

@@ -24,6 +24,7 @@ from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import TrainParams
 from singanseg.device import resolve_device
 from singanseg.io import InputError
+from singanseg.progress import Progress
 from singanseg.typed import ConfigError
 
 
@@ -133,6 +134,8 @@ def fit(
     curves: list[dict] = []
     val_seen: set[str] = set()
     train_seen: set[str] = set()
+    # at most every 30 s (issue 17); the grid prints each training's end
+    line = Progress("segment training", params.epochs, "epochs", final=False)
     for epoch in range(1, params.epochs + 1):
         model.train()
         lr = opt.param_groups[0]["lr"]
@@ -167,5 +170,6 @@ def fit(
         curves.append(row)
         if on_epoch is not None:
             on_epoch(row)
+        line.advance(note=f"val IoU {iou:.4f}")
     model.load_state_dict(copy.deepcopy(best_state))
     return TrainResult(best_epoch, best_iou, curves, best_state, val_seen, train_seen)
