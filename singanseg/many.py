@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from singanseg.executors import (
     Skipped,
     TaskResult,
     run_tasks,
+    status_counts,
     summarize,
 )
 from singanseg.io import Pair, list_pairs, write_text
@@ -39,6 +42,7 @@ from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
 RECORD = "train_many.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,8 +159,11 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` K > 1 trains K models at a time as one batched computation in this process
-    (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N ids (natural-sort order); `shard=(k, n)` then
+    `batch` K > 1 trains K models at a time as one batched computation (singanseg.batched:
+    grouped convolutions, exactly the single-model algorithm per model): in this process with
+    executor local, one Ray task per chunk of up to K same-shape models with executor ray
+    (singanseg.batched_many.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
+    keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
@@ -166,8 +173,6 @@ def train_many(
     ex_cfg = executor_config or ExecutorConfig()
     if batch < 1:
         raise ConfigError(f"batch: must be >= 1, got {batch}")
-    if batch > 1 and ex_cfg.executor != "local":
-        raise ConfigError("batch: K > 1 trains in this process; use executor local (or batch 1 with ray)")
     # Local work (tasks or the batched path) runs on this machine: check the device once here
     # rather than fail in every task. Ray tasks resolve it on their worker, which may have a
     # GPU that this driver lacks.
@@ -196,7 +201,12 @@ def train_many(
         )
         for p in pairs
     ]
-    if batch > 1:
+    if batch > 1 and ex_cfg.executor == "ray":
+        from singanseg.batched_many import train_batched_tasks
+
+        results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
+                                      on_incompatible=on_incompatible, device=device, progress=progress)  # fmt: skip
+    elif batch > 1:
         from singanseg.batched_many import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
@@ -210,35 +220,43 @@ def train_many(
     # the one summary line (executors.summarize), worded for models
     summary = summarize(results, unit="pairs", done=f"trained ({resumed} resumed)", first_error=True)
     name = RECORD if shard is None else f"train_many.shard-{shard[0]}-of-{shard[1]}.json"
-    record = write_text(
-        out_dir / name,
-        json.dumps(
-            {
-                "data_dir": str(data_dir),
-                "config": plain,
-                "executor": to_mapping(ex_cfg),
-                "seed": seed,
-                "batch": batch,
-                "shard": list(shard) if shard else None,
-                "limit": limit,
-                "summary": summary,
-                "results": [
-                    {
-                        "id": r.task_id,
-                        "status": r.status,
-                        "error": r.error,
-                        "seconds": round(r.seconds, 3),
-                        "value": r.value,
-                    }
-                    for r in results
-                ],
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n",
-    )
+    counts = status_counts(results)
+    run = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "trained": counts["done"],
+           "resumed": resumed, "skipped": counts["skipped"], "failed": counts["failed"],
+           "executor": ex_cfg.executor, "batch": batch, "summary": summary}  # fmt: skip
+    latest = {
+        "data_dir": str(data_dir),
+        "config": plain,
+        "executor": to_mapping(ex_cfg),
+        "seed": seed,
+        "batch": batch,
+        "shard": list(shard) if shard else None,
+        "limit": limit,
+        "summary": summary,
+        "results": [
+            {"id": r.task_id, "status": r.status, "error": r.error, "seconds": round(r.seconds, 3), "value": r.value}
+            for r in results
+        ],
+        "runs": [*_past_runs(out_dir / name), run],
+    }
+    record = write_text(out_dir / name, json.dumps(latest, indent=2, default=str) + "\n")
     return ManyResult(results, summary, record)
+
+
+def _past_runs(path: Path) -> list[dict[str, Any]]:
+    """The `runs` history of an earlier record at `path` (issue 18 s4: a rerun that skipped
+    everything must not erase when the models were trained). The top-level fields describe
+    the latest run only; a record from before the history began contributes its summary."""
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(old.get("runs"), list):
+            return old["runs"]
+        return [{"finished": None, "summary": old["summary"]}]
+    except (OSError, ValueError, AttributeError, KeyError) as e:
+        log.warning("%s: earlier record unreadable (%s); its run history is not kept", path, e)
+        return []
 
 
 # --- command line -------------------------------------------------------------------------
