@@ -7,7 +7,9 @@ in-process, in a process pool or on a Ray cluster. A task is idempotent (design 
 skipped without loading a tensor, a partial one resumes after its last finished scale
 (singanseg.api.train), and a folder trained with another config or input is reported
 failed with the trainer's own message rather than overwritten. One broken pair fails
-alone: its id and error are reported, the others finish.
+alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
+models train as one batched computation (singanseg.batched_many), in this process or as one
+Ray task per batch, with the same skip, resume and failure rules.
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ def train_many(
     (singanseg.batched_many.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
     keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
-    `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker). Raises for problems
+    `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker; the batched paths
+    do not log per-scale metrics to it). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
     results with status "failed".
     """
@@ -244,9 +247,8 @@ def train_many(
 
 
 def _past_runs(path: Path) -> list[dict[str, Any]]:
-    """The `runs` history of an earlier record at `path` (issue 18 s4: a rerun that skipped
-    everything must not erase when the models were trained). The top-level fields describe
-    the latest run only; a record from before the history began contributes its summary."""
+    """The `runs` of the record at `path`: a rerun that skipped everything must not erase when
+    the models were trained (issue 18 s4). An older record without `runs` gives its summary."""
     if not path.is_file():
         return []
     try:
@@ -332,7 +334,9 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=int,
         default=1,
         metavar="K",
-        help="models trained together as one batched computation (same results per model)",
+        help="train up to K same-shape models together as one batched computation (same results per "
+        "model; default 1); with --executor ray each Ray task trains one such batch, and "
+        "--cpus-per-task/--gpus-per-task reserve resources per batch",
     )
     p.add_argument(
         "--executor",
@@ -358,7 +362,8 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=float,
         default=None,
         metavar="F",
-        help="ray: GPU fraction per task, e.g. 0.25 packs four models on a GPU (needs a GPU node)",
+        help="ray: GPU fraction per task (one model, or one batch of K with --batch K), e.g. 0.25 "
+        "packs four tasks on a GPU (needs a GPU node)",
     )
     p.add_argument(
         "--ray-address",
