@@ -228,7 +228,8 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
 
     The pyramid's shapes follow from the image size alone (pyramid.build_pyramid: every
     imresize output is ceil(length * scale)); the next scale comes from model.json. A pair
-    whose inputs prepare would refuse gets UNPLANNED: its task fails it with prepare's message.
+    whose inputs prepare would refuse gets UNPLANNED: its task fails it with prepare's message
+    (a refusal that needs the pixels, e.g. a non-binary mask, fails it in its planned chunk).
     """
     from PIL import Image
 
@@ -240,7 +241,9 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
             if meta["complete"] and same:
                 return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
             finished = int(meta["finished_scales"]) if same else 0
-        with Image.open(pair.image) as im:  # reads the header only
+        with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
+            if im.size != mask.size:
+                return UNPLANNED  # so it does not take a place in the chunk of its image size
             width, height = im.size
         spec = adjust_scales(height, width, cfg, str(pair.image))
     except Exception:  # noqa: BLE001 - reported by the task, in prepare's words

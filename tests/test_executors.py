@@ -367,3 +367,21 @@ def test_ray_batched_command_line(ray_cluster, pairs_dir, tmp_path, capsys):
     assert all(read_model_json(out / i)["complete"] for i in ("a", "b", "c_tall"))
     assert main(argv) == 1
     assert "0 trained (0 resumed), 3 skipped, 1 failed" in capsys.readouterr().out
+
+
+def test_ray_batched_task_failure_fails_its_chunk_only(ray_cluster, pairs_dir, tmp_path):
+    """A task that fails as a whole (here: no GPU on the worker) fails its own models, named."""
+    import torch
+
+    from singanseg.config import preset
+    from singanseg.many import train_many
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a worker without a GPU")
+    ex = ExecutorConfig(executor="ray", num_cpus_per_task=1)
+    result = train_many(pairs_dir, tmp_path / "m", preset("smoke", **TINY_SINGAN), ex, seed=1,
+                        batch=2, device="cuda", progress=False)  # fmt: skip
+    assert [r.status for r in result.results] == ["failed"] * 4
+    a, d = result.results[0].error, result.results[3].error
+    assert a.startswith("its task (2 models: a, b) failed: ConfigError: train-many: device") and "no CUDA" in a
+    assert d.startswith("its task (1 models: d_broken) failed")  # a mask of another size: apart

@@ -83,13 +83,17 @@ def test_record_history_survives_an_old_or_broken_record(data, tmp_path):
     out = tmp_path / "models"
     cfg = preset("smoke", **TINY)
     out.mkdir()
-    (out / "train_many.json").write_text(json.dumps({"summary": "2 pairs: 2 trained"}))
-    first = train_many(data, out, cfg, seed=7, limit=1, progress=False)
-    runs = json.loads(first.record.read_text())["runs"]
-    assert runs[0] == {"finished": None, "summary": "2 pairs: 2 trained"} and runs[1]["trained"] == 1
-    first.record.write_text("{not json")
-    again = train_many(data, out, cfg, seed=7, limit=1, progress=False)
-    assert [r["skipped"] for r in json.loads(again.record.read_text())["runs"]] == [1]
+    # shard 2 of 3 is c_broken alone: a run that records without training anything
+    record = out / "train_many.shard-2-of-3.json"
+    record.write_text(json.dumps({"summary": "1 pairs: 1 trained"}))
+    first = train_many(data, out, cfg, seed=7, shard=(2, 3), progress=False)
+    assert first.record == record
+    runs = json.loads(record.read_text())["runs"]
+    assert runs[0] == {"finished": None, "summary": "1 pairs: 1 trained"}
+    assert (runs[1]["trained"], runs[1]["failed"], runs[1]["summary"]) == (0, 1, first.summary)
+    record.write_text("{not json")
+    train_many(data, out, cfg, seed=7, shard=(2, 3), progress=False)
+    assert [r["failed"] for r in json.loads(record.read_text())["runs"]] == [1]
 
 
 def test_resumes_a_partial_model(data, tmp_path):
