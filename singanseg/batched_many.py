@@ -305,7 +305,9 @@ def train_batched_tasks(
                                       "batch": batch, "on_incompatible": on_incompatible, "device": device})
         for c in chunks
     ]  # fmt: skip
-    done = run_tasks(train_chunk, tasks, executor_config, progress=progress, desc=f"train-many (chunks of <= {batch})")
+    # a rerun with every model finished does not start or reach a cluster for nothing
+    done = run_tasks(train_chunk, tasks, executor_config, progress=progress,
+                     desc=f"train-many (chunks of <= {batch})") if tasks else []  # fmt: skip
     for chunk, task in zip(chunks, done, strict=True):
         if task.status == "done":
             results.update((r.task_id, r) for r in task.value)
