@@ -9,6 +9,13 @@ continue together from their saved random streams; complete ones are skipped unr
 Failures stay with their model: a pair that cannot be read is reported "failed" and never
 trained; a model that fails to save drops out at the next scale while the rest of its
 chunk goes on; a failing batched step fails its own chunk, and the other chunks go on.
+
+On an executor (`train_batched_tasks`, issue 16 s1): the driver buckets the pairs by what
+their image headers and model.json files say (`plan_key`, no tensor read), skips complete
+models there, and sends each chunk of up to K same-bucket pairs as one task that runs
+`train_batched` on it (`train_chunk`); a Ray task reserves `num_gpus_per_task` for its
+whole chunk. The chunks are the ones `train_batched` forms in-process, so the models and
+records are the same; a task that dies fails its own chunk's models only.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import torch
 
 from singanseg.api import IncompatibleModelError, _read_inputs
 from singanseg.batched import Member, train_scale_batched
-from singanseg.config import SinGANConfig
-from singanseg.executors import Skipped, TaskResult, describe_error
+from singanseg.config import SinGANConfig, config_from_dict
+from singanseg.device import resolve_device
+from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
+from singanseg.imresize import output_length
 from singanseg.io import Pair, list_pairs
 from singanseg.many import image_seed
 from singanseg.model import (
@@ -41,9 +50,9 @@ from singanseg.model import (
     save_scale,
     write_model_json,
 )
-from singanseg.pyramid import build_pyramid
+from singanseg.pyramid import adjust_scales, build_pyramid
 from singanseg.training import check_losses_finite
-from singanseg.typed import ConfigError
+from singanseg.typed import ConfigError, to_mapping
 
 # Logs as it did inside singanseg.batched, so logging set up for it still applies.
 log = logging.getLogger("singanseg.batched")
@@ -209,9 +218,112 @@ def train_batched(
     return [results[p.id] for p in pairs]
 
 
+# --- the same chunks as executor tasks (train-many --executor ray --batch K) ----------------
+
+UNPLANNED = ("unplanned",)  # pairs whose header or model.json cannot be read: prepare reports why
+
+
+def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
+    """`bucket_key` of the Member `prepare` would build, or Skipped, without decoding the image.
+
+    The pyramid's shapes follow from the image size alone (pyramid.build_pyramid: every
+    imresize output is ceil(length * scale)); the next scale comes from model.json. A pair
+    whose inputs prepare would refuse gets UNPLANNED: its task fails it with prepare's message
+    (a refusal that needs the pixels, e.g. a non-binary mask, fails it in its planned chunk).
+    """
+    from PIL import Image
+
+    finished = 0
+    try:
+        if (folder / MODEL_JSON).exists():
+            meta = read_model_json(folder)
+            same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
+            if meta["complete"] and same:
+                return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
+            finished = int(meta["finished_scales"]) if same else 0
+        with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
+            if im.size != mask.size:
+                return UNPLANNED  # so it does not take a place in the chunk of its image size
+            width, height = im.size
+        spec = adjust_scales(height, width, cfg, str(pair.image))
+    except Exception:  # noqa: BLE001 - reported by the task, in prepare's words
+        return UNPLANNED
+    h1, w1 = output_length(height, spec.scale1), output_length(width, spec.scale1)
+    shapes = tuple(
+        (output_length(h1, spec.scale_factor ** (spec.stop_scale - i)),
+         output_length(w1, spec.scale_factor ** (spec.stop_scale - i)))
+        for i in range(spec.stop_scale + 1)
+    )  # fmt: skip
+    return (shapes, spec.scale_factor, finished)
+
+
+def train_chunk(
+    pairs: list[Pair], out_dir: str, config: dict, seed: int | None, batch: int,
+    on_incompatible: str, device: str,
+) -> list[TaskResult]:  # fmt: skip
+    """One executor task: `train_batched` on one chunk; the device is resolved in the worker.
+
+    Takes paths and a plain config (a worker imports this function by reference). On Ray a
+    task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is that GPU there.
+    """
+    cfg = config_from_dict(config, "train-many config")
+    dev = resolve_device(device, "train-many: device")
+    return train_batched(pairs, out_dir, cfg, seed, batch, on_incompatible=on_incompatible, device=dev)
+
+
+def train_batched_tasks(
+    pairs: Sequence[Pair],
+    out_dir: str | os.PathLike,
+    config: SinGANConfig,
+    executor_config: ExecutorConfig,
+    seed: int | None = None,
+    batch: int = 8,
+    *,
+    on_incompatible: str = "error",
+    device: str = "auto",
+    progress: bool = False,
+) -> list[TaskResult]:
+    """`train_batched` with each chunk of up to `batch` same-bucket pairs as one executor task.
+
+    One TaskResult per pair, in pair order, as `train_batched` returns them (a task that
+    fails as a whole, e.g. its worker died, fails its chunk's pairs with its error).
+    """
+    out_dir = Path(out_dir)
+    results: dict[str, TaskResult] = {}
+    buckets: dict[tuple, list[Pair]] = {}
+    for p in pairs:
+        t0 = time.perf_counter()
+        key = plan_key(p, out_dir / p.id, config, image_seed(seed, p.id))
+        if isinstance(key, Skipped):
+            results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, key.value)
+        else:
+            buckets.setdefault(key, []).append(p)
+    chunks = [group[i : i + batch] for group in buckets.values() for i in range(0, len(group), batch)]
+    plain = to_mapping(config)
+    tasks = [
+        (f"{c[0].id}+{len(c) - 1}", {"pairs": c, "out_dir": str(out_dir), "config": plain, "seed": seed,
+                                      "batch": batch, "on_incompatible": on_incompatible, "device": device})
+        for c in chunks
+    ]  # fmt: skip
+    # a rerun with every model finished does not start or reach a cluster for nothing
+    done = run_tasks(train_chunk, tasks, executor_config, progress=progress,
+                     desc=f"train-many (chunks of <= {batch})") if tasks else []  # fmt: skip
+    for chunk, task in zip(chunks, done, strict=True):
+        if task.status == "done":
+            results.update((r.task_id, r) for r in task.value)
+            continue
+        why = f"its task ({len(chunk)} models: {', '.join(p.id for p in chunk)}) failed: {task.error}"
+        results.update((p.id, TaskResult(p.id, "failed", why, task.seconds)) for p in chunk)
+    return [results[p.id] for p in pairs]
+
+
 __all__ = [
+    "UNPLANNED",
     "bucket_key",
+    "plan_key",
     "prepare",
     "train_batched",
+    "train_batched_tasks",
+    "train_chunk",
     "train_group",
 ]

@@ -7,7 +7,9 @@ in-process, in a process pool or on a Ray cluster. A task is idempotent (design 
 skipped without loading a tensor, a partial one resumes after its last finished scale
 (singanseg.api.train), and a folder trained with another config or input is reported
 failed with the trainer's own message rather than overwritten. One broken pair fails
-alone: its id and error are reported, the others finish.
+alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
+models train as one batched computation (singanseg.batched_many), in this process or as one
+Ray task per batch, with the same skip, resume and failure rules.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from singanseg.executors import (
     Skipped,
     TaskResult,
     run_tasks,
+    status_counts,
     summarize,
 )
 from singanseg.io import Pair, list_pairs, write_text
@@ -40,6 +45,7 @@ from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
 RECORD = "train_many.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,10 +163,14 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` K > 1 trains K models at a time as one batched computation in this process
-    (singanseg.batched: grouped convolutions, exactly the single-model algorithm per model). `limit` keeps the first N ids (natural-sort order); `shard=(k, n)` then
+    `batch` K > 1 trains K models at a time as one batched computation (singanseg.batched:
+    grouped convolutions, exactly the single-model algorithm per model): in this process with
+    executor local, one Ray task per chunk of up to K same-shape models with executor ray
+    (singanseg.batched_many.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
+    keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
-    `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker). Raises for problems
+    `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker; the batched paths
+    do not log per-scale metrics to it). Raises for problems
     of the whole run (no dataset, bad config, executor unavailable); per-pair problems are
     results with status "failed".
     """
@@ -168,8 +178,6 @@ def train_many(
     ex_cfg = executor_config or ExecutorConfig()
     if batch < 1:
         raise ConfigError(f"batch: must be >= 1, got {batch}")
-    if batch > 1 and ex_cfg.executor != "local":
-        raise ConfigError("batch: K > 1 trains in this process; use executor local (or batch 1 with ray)")
     # Local work (tasks or the batched path) runs on this machine: check the device once here
     # rather than fail in every task. Ray tasks resolve it on their worker, which may have a
     # GPU that this driver lacks.
@@ -198,7 +206,12 @@ def train_many(
         )
         for p in pairs
     ]
-    if batch > 1:
+    if batch > 1 and ex_cfg.executor == "ray":
+        from singanseg.batched_many import train_batched_tasks
+
+        results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
+                                      on_incompatible=on_incompatible, device=device, progress=progress)  # fmt: skip
+    elif batch > 1:
         from singanseg.batched_many import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
@@ -215,35 +228,42 @@ def train_many(
     # the one summary line (executors.summarize), worded for models
     summary = summarize(results, unit="pairs", done=f"trained ({resumed} resumed)", first_error=True)
     name = RECORD if shard is None else f"train_many.shard-{shard[0]}-of-{shard[1]}.json"
-    record = write_text(
-        out_dir / name,
-        json.dumps(
-            {
-                "data_dir": str(data_dir),
-                "config": plain,
-                "executor": to_mapping(ex_cfg),
-                "seed": seed,
-                "batch": batch,
-                "shard": list(shard) if shard else None,
-                "limit": limit,
-                "summary": summary,
-                "results": [
-                    {
-                        "id": r.task_id,
-                        "status": r.status,
-                        "error": r.error,
-                        "seconds": round(r.seconds, 3),
-                        "value": r.value,
-                    }
-                    for r in results
-                ],
-            },
-            indent=2,
-            default=str,
-        )
-        + "\n",
-    )
+    counts = status_counts(results)
+    run = {"finished": datetime.now(UTC).isoformat(timespec="seconds"), "trained": counts["done"],
+           "resumed": resumed, "skipped": counts["skipped"], "failed": counts["failed"],
+           "executor": ex_cfg.executor, "batch": batch, "summary": summary}  # fmt: skip
+    latest = {
+        "data_dir": str(data_dir),
+        "config": plain,
+        "executor": to_mapping(ex_cfg),
+        "seed": seed,
+        "batch": batch,
+        "shard": list(shard) if shard else None,
+        "limit": limit,
+        "summary": summary,
+        "results": [
+            {"id": r.task_id, "status": r.status, "error": r.error, "seconds": round(r.seconds, 3), "value": r.value}
+            for r in results
+        ],
+        "runs": [*_past_runs(out_dir / name), run],
+    }
+    record = write_text(out_dir / name, json.dumps(latest, indent=2, default=str) + "\n")
     return ManyResult(results, summary, record)
+
+
+def _past_runs(path: Path) -> list[dict[str, Any]]:
+    """The `runs` of the record at `path`: a rerun that skipped everything must not erase when
+    the models were trained (issue 18 s4). An older record without `runs` gives its summary."""
+    if not path.is_file():
+        return []
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(old.get("runs"), list):
+            return old["runs"]
+        return [{"finished": None, "summary": old["summary"]}]
+    except (OSError, ValueError, AttributeError, KeyError) as e:
+        log.warning("%s: earlier record unreadable (%s); its run history is not kept", path, e)
+        return []
 
 
 # --- command line -------------------------------------------------------------------------
@@ -319,7 +339,9 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=int,
         default=1,
         metavar="K",
-        help="models trained together as one batched computation (same results per model)",
+        help="train up to K same-shape models together as one batched computation (same results per "
+        "model; default 1); with --executor ray each Ray task trains one such batch, and "
+        "--cpus-per-task/--gpus-per-task reserve resources per batch",
     )
     p.add_argument(
         "--executor",
@@ -345,7 +367,8 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=float,
         default=None,
         metavar="F",
-        help="ray: GPU fraction per task, e.g. 0.25 packs four models on a GPU (needs a GPU node)",
+        help="ray: GPU fraction per task (one model, or one batch of K with --batch K), e.g. 0.25 "
+        "packs four tasks on a GPU (needs a GPU node)",
     )
     p.add_argument(
         "--ray-address",

@@ -236,3 +236,20 @@ def test_bad_arguments(data, tmp_path):
         train_batched(data, tmp_path / "m", SinGANConfig(**TINY), batch=0)
     with pytest.raises(ConfigError, match="on_incompatible"):
         train_batched(data, tmp_path / "m", SinGANConfig(**TINY), on_incompatible="overwrite")
+
+
+def test_plan_key_predicts_the_bucket_from_headers(kvasir_dir, data, tmp_path):
+    """The Ray path buckets on the driver from image headers (batched_many.plan_key); its key
+    must be the one prepare's decoded pyramid gives, or the chunks would differ from local."""
+    from singanseg.batched_many import UNPLANNED, bucket_key, plan_key, prepare
+    from singanseg.config import preset
+
+    pairs = list_pairs(kvasir_dir)[:4] + list_pairs(data)[:4]
+    for cfg in (preset("paper"), SinGANConfig(**TINY)):
+        for p in pairs:
+            folder = tmp_path / str(cfg.max_size) / p.id
+            assert plan_key(p, folder, cfg, 1) == bucket_key(prepare(p, folder, cfg, 1)), p.id
+    broken = list_pairs(data)[4]  # its mask has another size: planned apart from a, b, c
+    assert plan_key(broken, tmp_path / "x", SinGANConfig(**TINY), 1) == UNPLANNED
+    tiny = SinGANConfig(**{**TINY, "min_size": 60})  # too small for this config
+    assert plan_key(list_pairs(data)[0], tmp_path / "y", tiny, 1) == UNPLANNED

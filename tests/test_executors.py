@@ -278,3 +278,110 @@ def test_ray_address_of_a_running_cluster(ray_cluster):
     )
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
     assert ray_cluster.is_initialized() and ray_cluster.cluster_resources()["CPU"] > 0  # still up
+
+
+# --- train-many --executor ray --batch K on the same cluster (issue 16 s1) ---------------
+
+TINY_SINGAN = dict(max_size=20, min_size=16, nfc=8, min_nfc=8, niter=2, lr_milestone=2)  # 2 scales
+
+
+@pytest.fixture()
+def pairs_dir(tmp_path):
+    """a, b: one pyramid (a bucket); c_tall: another; d_broken: a mask of another size."""
+    import numpy as np
+
+    from singanseg.io import write_png
+
+    rng = np.random.default_rng(0)
+    for name, (h, w), mask_h in (("a", (32, 40), 32), ("b", (32, 40), 32), ("c_tall", (48, 40), 48),
+                                 ("d_broken", (32, 40), 24)):  # fmt: skip
+        write_png(tmp_path / "data" / "images" / f"{name}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        mask = np.zeros((mask_h, w), np.uint8)
+        mask[mask_h // 4 : mask_h // 2, w // 5 : w // 2] = 255
+        write_png(tmp_path / "data" / "masks" / f"{name}.png", mask)
+    return tmp_path / "data"
+
+
+def test_ray_batched_trains_resumes_and_skips_like_local(ray_cluster, pairs_dir, tmp_path):
+    import json
+
+    import torch
+
+    from singanseg.api import load
+    from singanseg.batched_many import train_batched
+    from singanseg.config import preset
+    from singanseg.io import list_pairs
+    from singanseg.many import train_many
+    from singanseg.model import read_model_json
+
+    cfg = preset("smoke", **TINY_SINGAN)
+    local = train_many(pairs_dir, tmp_path / "local", cfg, seed=5, batch=2, progress=False)
+
+    # a and b are cut after their first scale (a run killed mid-way), as one batch
+    def stop(image_id, n, summary):
+        raise RuntimeError("interrupted")
+
+    cut = tmp_path / "ray"
+    train_batched(list_pairs(pairs_dir)[:2], cut, cfg, seed=5, batch=2, on_scale=stop)
+    assert read_model_json(cut / "a")["finished_scales"] == 1
+    ex = ExecutorConfig(executor="ray", num_cpus_per_task=1, threads_per_job=torch.get_num_threads())
+    ray_run = train_many(pairs_dir, cut, cfg, ex, seed=5, batch=2, progress=False)
+
+    by_id = {r.task_id: r for r in ray_run.results}
+    assert [r.task_id for r in ray_run.results] == ["a", "b", "c_tall", "d_broken"]
+    assert [r.status for r in ray_run.results] == ["done", "done", "done", "failed"]
+    assert "d_broken.png" in by_id["d_broken"].error and "InputError" in by_id["d_broken"].error
+    assert by_id["a"].value["resumed"] and not by_id["c_tall"].value["resumed"]
+    assert "3 trained (2 resumed), 0 skipped, 1 failed: d_broken" in ray_run.summary
+    # the record has the local batched path's shape: same keys, same per-model values
+    rec_local, rec_ray = (json.loads(r.record.read_text()) for r in (local, ray_run))
+    assert rec_local.keys() == rec_ray.keys() and rec_ray["executor"]["executor"] == "ray"
+    for a, b in zip(rec_local["results"], rec_ray["results"], strict=True):
+        assert a.keys() == b.keys() and a["status"] == b["status"]
+        if a["value"]:
+            assert {**a["value"], "resumed": None} == {**b["value"], "resumed": None}
+    # the same models as in-process batched training (resumed ones included)
+    for i in ("a", "b", "c_tall"):
+        ours, theirs = load(cut / i), load(tmp_path / "local" / i)
+        assert ours.noise_amps == theirs.noise_amps
+        for g1, g2 in zip(ours.Gs, theirs.Gs, strict=True):
+            assert all(torch.equal(v, g2.state_dict()[k]) for k, v in g1.state_dict().items()), i
+
+    again = train_many(pairs_dir, cut, cfg, ex, seed=5, batch=2, progress=False)
+    assert [r.status for r in again.results] == ["skipped", "skipped", "skipped", "failed"]
+    runs = json.loads(again.record.read_text())["runs"]
+    assert [(r["trained"], r["resumed"], r["skipped"], r["failed"]) for r in runs] == [(3, 2, 0, 1), (0, 0, 3, 1)]
+
+
+def test_ray_batched_command_line(ray_cluster, pairs_dir, tmp_path, capsys):
+    from singanseg.cli import main
+    from singanseg.model import read_model_json
+
+    out = tmp_path / "models"
+    sets = [f"--set={k}={v}" for k, v in TINY_SINGAN.items()]
+    argv = ["train-many", str(pairs_dir), "--out", str(out), "--executor", "ray", "--batch", "2",
+            "--profile", "smoke", *sets, "--seed", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 1  # d_broken failed; the others trained
+    line = capsys.readouterr().out
+    assert "4 pairs: 3 trained (0 resumed), 0 skipped, 1 failed: d_broken" in line
+    assert all(read_model_json(out / i)["complete"] for i in ("a", "b", "c_tall"))
+    assert main(argv) == 1
+    assert "0 trained (0 resumed), 3 skipped, 1 failed" in capsys.readouterr().out
+
+
+def test_ray_batched_task_failure_fails_its_chunk_only(ray_cluster, pairs_dir, tmp_path):
+    """A task that fails as a whole (here: no GPU on the worker) fails its own models, named."""
+    import torch
+
+    from singanseg.config import preset
+    from singanseg.many import train_many
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a worker without a GPU")
+    ex = ExecutorConfig(executor="ray", num_cpus_per_task=1)
+    result = train_many(pairs_dir, tmp_path / "m", preset("smoke", **TINY_SINGAN), ex, seed=1,
+                        batch=2, device="cuda", progress=False)  # fmt: skip
+    assert [r.status for r in result.results] == ["failed"] * 4
+    a, d = result.results[0].error, result.results[3].error
+    assert a.startswith("its task (2 models: a, b) failed: ConfigError: train-many: device") and "no CUDA" in a
+    assert d.startswith("its task (1 models: d_broken) failed")  # a mask of another size: apart

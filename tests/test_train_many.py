@@ -66,11 +66,34 @@ def test_trains_all_skips_on_rerun_and_isolates_a_broken_pair(data, tmp_path):
     record = json.loads(again.record.read_text())
     assert [r["status"] for r in record["results"]] == ["skipped", "skipped", "failed"]
     assert record["summary"] == again.summary
+    # the rerun that skipped everything keeps the history: when the models were trained
+    runs = record["runs"]
+    assert [(r["trained"], r["skipped"], r["failed"]) for r in runs] == [(2, 0, 1), (0, 2, 1)]
+    assert runs[0]["summary"] == first.summary and runs[0]["finished"] <= runs[1]["finished"]
 
     # A finished folder trained with another config is not silently skipped or overwritten.
     changed = train_many(data, out, preset("smoke", **{**TINY, "niter": 4}), seed=7, progress=False)
     assert [r.status for r in changed.results] == ["failed"] * 3
     assert "incompatible" in changed.results[0].error and "niter" in changed.results[0].error
+    assert len(json.loads(changed.record.read_text())["runs"]) == 3
+
+
+def test_record_history_survives_an_old_or_broken_record(data, tmp_path):
+    """A record written before the history began contributes its summary; a broken one is replaced."""
+    out = tmp_path / "models"
+    cfg = preset("smoke", **TINY)
+    out.mkdir()
+    # shard 2 of 3 is c_broken alone: a run that records without training anything
+    record = out / "train_many.shard-2-of-3.json"
+    record.write_text(json.dumps({"summary": "1 pairs: 1 trained"}))
+    first = train_many(data, out, cfg, seed=7, shard=(2, 3), progress=False)
+    assert first.record == record
+    runs = json.loads(record.read_text())["runs"]
+    assert runs[0] == {"finished": None, "summary": "1 pairs: 1 trained"}
+    assert (runs[1]["trained"], runs[1]["failed"], runs[1]["summary"]) == (0, 1, first.summary)
+    record.write_text("{not json")
+    train_many(data, out, cfg, seed=7, shard=(2, 3), progress=False)
+    assert [r["failed"] for r in json.loads(record.read_text())["runs"]] == [1]
 
 
 def test_resumes_a_partial_model(data, tmp_path):
@@ -207,8 +230,7 @@ def test_batch_routes_to_the_batched_trainer(data, tmp_path, capsys):
     for d in sorted(p for p in out.iterdir() if p.is_dir() and (p / "model.json").is_file()):
         pairs = load(d).sample(num=1, seed=0)
         assert pairs[0][1].shape == pairs[0][0].shape[:2]
-    with pytest.raises(ConfigError, match="use executor local"):
-        _cli(["train-many", str(data), "--out", str(out), "--batch", "2", "--executor", "ray"])
+    # --executor ray --batch K: tests/test_executors.py (on its local Ray cluster)
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error for a GPU that is absent")
