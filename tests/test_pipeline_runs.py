@@ -71,7 +71,6 @@ def test_stages_of_one_repro_share_the_pipeline_run_tag(tmp_path, mlflow_uri):
     assert {r.data.tags.get("dvc_stage") for r in runs} == {"one", "two"}
 
 
-@pytest.mark.slow
 def test_report_run_holds_its_figures_and_tables_over_rest(tmp_path, mlflow_server, monkeypatch):
     """Issue 17's acceptance: the report run's figures, as the UI's artifact view gets them."""
     from PIL import Image
