@@ -180,7 +180,8 @@ RUN_WRITES = ("params.yaml", *RUN_OUTPUTS)
 
 
 def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str,
-           overrides: dict[str, Any] | None = None, total_seconds: float | None = None) -> str:
+           overrides: dict[str, Any] | None = None, total_seconds: float | None = None,
+           timings: bool = True) -> str:
     lines = [
         "# singanseg results",
         "",
@@ -193,6 +194,8 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
                      + " (on top of the commit's params.yaml)")  # fmt: skip
     if total_seconds is not None:
         lines.append(f"- Total wall time: {total_seconds / 60:.1f} minutes (the cost table below)")
+    elif not timings:
+        lines.append(NO_TIMINGS)
     lines.append("- Weights behind the numbers: "
                  + ("; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(provenance.items())) or "none recorded"))  # fmt: skip
     if any("random" in w for ws in provenance.values() for w in ws):
@@ -251,9 +254,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
                  and (t := grid_b_scores(seg, p, params.averaging, params.digits)) is not None]  # fmt: skip
     if cost is not None:
         tables.append(cost)
-    elif not params.timings:
-        missing.append(NO_TIMINGS)
-    else:
+    elif params.timings:
         missing.append("cost table (no metrics/timings: stages run outside `dvc repro`)")
     figs = list(q_figures)
     if not seg.empty:
@@ -269,7 +270,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         write_table(t, out / "tables")
     for t in extra_csv:
         write_text(out / "tables" / f"{t.name}.csv", to_csv(t))
-    parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds")),
+    parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds"),
+                    params.timings),
              "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
@@ -288,8 +290,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     return {"tables": len(tables), "figures": len(figs), "missing": missing, "verdicts": claims["verdict"].to_dict()}
 
 
-NO_TIMINGS = ("cost table and wall times: left out by `report.timings: false` (this profile), so that a rerun "
-              "writes this report byte for byte; the run's times are in metrics/timings/ and MLflow")
+NO_TIMINGS = ("- Wall times and the cost table: left out (`report.timings: false`), so that a rerun writes this "
+              "report byte for byte; this run's times are in metrics/timings/ and MLflow")
 
 CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/claims.py); "
                "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")

@@ -126,3 +126,17 @@ def test_commit_stamp_passes_over_the_commit_that_adds_a_runs_results(tmp_path):
     (tmp_path / "params.yaml").write_text("profile: cpu\n")
     params = commit("a configuration change is a change")
     assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == params
+
+
+def test_smoke_report_leaves_out_wall_times_and_says_why(repo_root):
+    """`make demo` must rewrite the committed smoke report byte for byte: no wall times there
+    (report.timings: false in the smoke profile); the cpu and paper reports keep them."""
+    from pipeline.params import read_yaml, resolve
+    from pipeline.report import header
+
+    params = read_yaml(repo_root / "params.yaml")
+    assert resolve(params, profile="smoke")[1]["report"]["timings"] is False
+    assert all(resolve(params, profile=p)[1]["report"]["timings"] is True for p in ("cpu", "paper"))
+    smoke = header("smoke", "abc", {}, "phantom", timings=False)
+    assert "Total wall time" not in smoke and "`report.timings: false`" in smoke and "metrics/timings/" in smoke
+    assert "Total wall time: 2.0 minutes" in header("cpu", "abc", {}, "folder", total_seconds=120.0)
