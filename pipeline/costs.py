@@ -3,9 +3,13 @@
 Sources, all written by the run itself (never typed):
 - `metrics/timings/<stage>.json` (pipeline/timed.py): each stage command's wall seconds and
   the machine it ran on (cores, CPU, GPUs);
-- the units of work, counted in the stage's outputs: SinGAN-Seg models (`model.json`, which
-  also records each scale's training seconds), synthetic pairs, style-transferred images,
-  UNet++ epochs (the segment JSONs record seconds and epochs per protocol).
+- the units of work, counted in the stage's outputs: SinGAN-Seg models (`model.json`; each
+  scale's training seconds are in its sidecar `model.timing.json`), synthetic pairs,
+  style-transferred images, UNet++ epochs (the segment JSONs record epochs per protocol).
+
+None of the times is a DVC output or inside an output's hash (the timing files are not
+declared, the `*.timing.json` sidecars are in .dvcignore): a rerun reproduces dvc.lock, and
+a DVC checkout restores no times, so every time here may be missing and the table says so.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.tables import Table
+from singanseg.io import TIMING_SUFFIX
+from singanseg.model import read_model_timing
 
 # dvc.yaml's stage order; a timing file is `<stage>.json` or `<stage>_<item>.json`
 STAGES = ("data", "train_singan", "generate", "stylize", "train_baselines", "generate_baselines", "quality", "segment")
@@ -49,7 +55,7 @@ def units(stage: str, models: list[Path], synthetic: Path, segmentation: Path) -
         return ("baseline sample", sum(_count_images(synthetic / g) for g in ("dcgan", "progan", "fastgan")))
     if stage == "segment":
         epochs = 0
-        for path in segmentation.glob("*/*/fold*.json"):
+        for path in (p for p in segmentation.glob("*/*/fold*.json") if not p.name.endswith(TIMING_SUFFIX)):
             rec = json.loads(path.read_text())
             epochs += sum(r.get("epochs", 0) for r in rec.get("protocols", {}).values())
         return ("UNet++ epoch", epochs)
@@ -57,13 +63,14 @@ def units(stage: str, models: list[Path], synthetic: Path, segmentation: Path) -
 
 
 def singan_seconds_per_model(models: list[Path]) -> float | None:
-    """Mean training seconds inside the process per SinGAN-Seg model (model.json `seconds`)."""
+    """Mean training seconds inside the process per SinGAN-Seg model (model.timing.json
+    `seconds`), over the models whose every scale has its time recorded."""
     totals = []
     for m in models:
         for path in m.glob("*/model.json"):
-            rec = json.loads(path.read_text())
-            if rec.get("seconds"):
-                totals.append(sum(rec["seconds"]))
+            seconds = read_model_timing(path.parent)
+            if seconds and all(isinstance(s, int | float) for s in seconds):
+                totals.append(sum(seconds))
     return sum(totals) / len(totals) if totals else None
 
 
@@ -96,7 +103,7 @@ def cost_table(timings: Path, models: list[Path], synthetic: Path, segmentation:
              "(the report stage itself is not included)."]  # fmt: skip
     if per_model is not None:
         notes.append(f"SinGAN-Seg training inside the process: {per_model:.1f} s per model on average "
-                     "(model.json `seconds`); the stage's seconds per model divide its wall time, with "
+                     "(model.timing.json `seconds`); the stage's seconds per model divide its wall time, with "
                      "process starts and parallel jobs, by the models it holds.")  # fmt: skip
     t = Table("costs", "What this run cost: wall time per stage and per unit of work", df, None, {},
               caption + "; machine: " + "; ".join(sorted(machines)), digits, notes=notes,

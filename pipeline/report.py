@@ -46,6 +46,10 @@ class ReportParams:
     sample_models: int = 3  # real images shown in the sample grids (paper Fig 4, 7)
     samples_per_model: int = 5
     digits: int = 3
+    # the wall times (header and cost table): false leaves them out, so that a rerun writes
+    # the same report byte for byte (the smoke profile: `make demo` on a fresh clone must
+    # reproduce the committed report); the times stay in metrics/timings/ and MLflow
+    timings: bool = True
     track: bool = True
 
 
@@ -167,12 +171,17 @@ PROFILE_NOTES = {
            "`profiles.cpu`, gives each cut beside the paper's value). A check of the method at small "
            "scale, not the paper's numbers.",
 }  # fmt: skip
-# paths a run itself rewrites: they do not make the commit "dirty" (the params set are listed)
-RUN_WRITES = ("params.yaml", "dvc.lock", "reports/", "metrics/headline/")  # what a run itself rewrites (tracked)
+# tracked files a run writes, committed after it: the stamp names the newest commit that
+# changed anything else (tracking.git_commit), so a fresh clone's rerun stamps the same one
+RUN_OUTPUTS = ("dvc.lock", "reports/", "metrics/headline/")
+# paths a run itself rewrites: they do not make the commit "dirty" (the params set are listed).
+# params.yaml is not among RUN_OUTPUTS: a commit that changes it changes the configuration
+RUN_WRITES = ("params.yaml", *RUN_OUTPUTS)
 
 
 def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str,
-           overrides: dict[str, Any] | None = None, total_seconds: float | None = None) -> str:
+           overrides: dict[str, Any] | None = None, total_seconds: float | None = None,
+           timings: bool = True) -> str:
     lines = [
         "# singanseg results",
         "",
@@ -185,6 +194,8 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
                      + " (on top of the commit's params.yaml)")  # fmt: skip
     if total_seconds is not None:
         lines.append(f"- Total wall time: {total_seconds / 60:.1f} minutes (the cost table below)")
+    elif not timings:
+        lines.append(NO_TIMINGS)
     lines.append("- Weights behind the numbers: "
                  + ("; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(provenance.items())) or "none recorded"))  # fmt: skip
     if any("random" in w for ws in provenance.values() for w in ws):
@@ -200,15 +211,16 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
           overrides: dict[str, Any] | None = None, samples_per_image: int | None = None,
           num_samples: int | None = None) -> dict[str, Any]:
     metrics = Path(params.metrics)
-    commit = git_commit(ignore=RUN_WRITES)
+    commit = git_commit(ignore=RUN_WRITES, outputs=RUN_OUTPUTS)
     caption = f"Profile {profile}; data {data_source}; commit {commit[:12]}"
     mark = figures.run_mark(profile, data_source)
     provenance: dict[str, set[str]] = {}
     tables: list[Table] = []
     missing: list[str] = []
 
-    cost, cost_summary = cost_table(metrics / "timings", sorted(Path(params.models).glob("shard*")),
-                                    Path(params.synthetic), metrics / "segmentation", caption, digits=3)  # fmt: skip
+    cost, cost_summary = (cost_table(metrics / "timings", sorted(Path(params.models).glob("shard*")),
+                                     Path(params.synthetic), metrics / "segmentation", caption, digits=3)
+                          if params.timings else (None, {}))  # fmt: skip
     q_tables, q_figures, q_prov, q_missing = quality_tables(metrics / "quality", out / "figures", caption, params.digits,
                                                             synthetic=Path(params.synthetic), mark=mark,
                                                             num_samples=num_samples)  # fmt: skip
@@ -242,7 +254,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
                  and (t := grid_b_scores(seg, p, params.averaging, params.digits)) is not None]  # fmt: skip
     if cost is not None:
         tables.append(cost)
-    else:
+    elif params.timings:
         missing.append("cost table (no metrics/timings: stages run outside `dvc repro`)")
     figs = list(q_figures)
     if not seg.empty:
@@ -258,7 +270,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         write_table(t, out / "tables")
     for t in extra_csv:
         write_text(out / "tables" / f"{t.name}.csv", to_csv(t))
-    parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds")),
+    parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds"),
+                    params.timings),
              "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
@@ -276,6 +289,9 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     write_text(out / "README.md", "\n".join(parts))
     return {"tables": len(tables), "figures": len(figs), "missing": missing, "verdicts": claims["verdict"].to_dict()}
 
+
+NO_TIMINGS = ("- Wall times and the cost table: left out (`report.timings: false`), so that a rerun writes this "
+              "report byte for byte; this run's times are in metrics/timings/ and MLflow")
 
 CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/claims.py); "
                "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")

@@ -5,8 +5,11 @@
 Why a wrapper: a stage's wall time is a fact of the run, not of its outputs, and neither DVC
 nor every stage's MLflow run covers the whole process (some stages open their run after the
 work, to tag it with the weights they resolved). The wrapper times the whole command, as the
-user waits for it, and writes one small JSON beside the stage's outputs (declared in
-dvc.yaml as an uncached out of the stage), which the report turns into its cost table.
+user waits for it, and writes one small JSON beside the stage's outputs, which the report
+turns into its cost table. It is NOT declared in dvc.yaml (not an out, not a dep of the
+report): its hash would change dvc.lock on every run, and a fresh clone's `make demo` must
+leave the committed dvc.lock as it is. So DVC neither caches nor restores it: it is the last
+run's time of each stage, git-ignored (/metrics/*), and absent after a `dvc checkout`.
 
 Record: name, command, exit code, wall seconds, start and end (UTC), and the machine (CPU
 count and model, GPUs seen by the driver, torch thread settings from the environment).

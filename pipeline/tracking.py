@@ -230,24 +230,37 @@ INHERITED_TAGS = ("stage", "git_commit", "profile", "params_hash", "pipeline_run
                   "dvc_exp_baseline_rev", "dvc_stage")  # fmt: skip
 
 
-def git_commit(cwd: str | os.PathLike | None = None, ignore: tuple[str, ...] = ()) -> str:
+def git_commit(cwd: str | os.PathLike | None = None, ignore: tuple[str, ...] = (),
+               outputs: tuple[str, ...] = ()) -> str:
     """HEAD's commit, with `-dirty` when tracked files changed; `unknown` outside git.
 
     `ignore`: paths (a trailing `/` for folders) whose changes do not count, for a report
     that states them another way: `dvc exp run -S` edits params.yaml (the report lists the
     values it set), and `dvc repro` rewrites dvc.lock and reports/ while it runs.
+
+    `outputs`: paths a run writes and that are committed after it (dvc.lock, the report):
+    a commit that changed only these is passed over, and the stamp names the newest commit
+    that changed anything else. So the commit that adds a run's results to git leaves the
+    stamp they carry true, and a fresh clone's rerun writes the same stamp (issue 18 s2).
     """
     cwd = cwd or Path.cwd()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
+        commit = head.stdout.strip()
+        if outputs:
+            # pathspecs from the top of the work tree, whatever cwd is; folders end in `/`
+            spec = [":(top)", *(f":(top,exclude){p.rstrip('/')}" for p in outputs)]
+            last = subprocess.run(["git", "log", "-1", "--format=%H", "HEAD", "--", *spec],
+                                  cwd=cwd, capture_output=True, text=True, timeout=10)  # fmt: skip
+            commit = last.stdout.strip() or commit  # none (every commit only wrote outputs): HEAD
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=10
         )
         changed = [ln[3:].strip().split(" -> ")[-1] for ln in dirty.stdout.splitlines() if ln.strip()]
         changed = [c for c in changed if not any(c == i or (i.endswith("/") and c.startswith(i)) for i in ignore)]
-        return head.stdout.strip() + ("-dirty" if changed else "")
+        return commit + ("-dirty" if changed else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
 

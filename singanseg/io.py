@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -327,6 +328,35 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write a text file atomically."""
     return _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+
+
+# What depends on the clock (wall seconds, timestamps) is written to a sidecar
+# `<record>.timing.json` beside the record it belongs to, never into the record: the
+# repository's .dvcignore excludes that pattern, so DVC hashes a model or result folder by
+# its content only, and a rerun on the same inputs reproduces dvc.lock byte for byte
+# (docs/conventions.md, "What a run writes and what DVC hashes").
+TIMING_SUFFIX = ".timing.json"
+
+
+def timing_path(record: str | os.PathLike) -> Path:
+    """The sidecar of a record: `model.json` -> `model.timing.json`."""
+    record = Path(record)
+    return record.with_name(record.name.removesuffix(".json") + TIMING_SUFFIX)
+
+
+def write_timing(record: str | os.PathLike, timing: dict) -> Path:
+    """Write the clock-dependent part of `record` to its sidecar (atomically)."""
+    return write_text(timing_path(record), json.dumps(timing, indent=2, sort_keys=True) + "\n")
+
+
+def read_timing(record: str | os.PathLike) -> dict:
+    """The sidecar of `record`, or {} where there is none (a DVC checkout restores no sidecar:
+    they are not cached) or it is unreadable; times are informative, never required."""
+    try:
+        data = json.loads(timing_path(record).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @contextlib.contextmanager

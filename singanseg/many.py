@@ -44,6 +44,9 @@ from singanseg.progress import Progress
 from singanseg.tracking import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
+# the run record (per-model seconds, the dated history of runs): it changes on every run, so
+# the repository's .dvcignore lists `train_many*.json` and a DVC stage's output hash leaves it
+# out (docs/conventions.md, "What a run writes and what DVC hashes")
 RECORD = "train_many.json"
 log = logging.getLogger(__name__)
 

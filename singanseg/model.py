@@ -6,6 +6,8 @@ tensors' sha256, never pickle) and `model.json`, rewritten atomically after ever
 scale: config, seed, input hash, pyramid (scale1, stop_scale, scale_factor, shapes), noise
 amplitudes, per-scale loss summaries, library versions, `finished_scales` and `complete`.
 `model.json` is the authority: a scale file not yet listed there is retrained on resume.
+Training seconds (of each scale; the clock, not the model) are kept apart, in
+`scale_<n>.timing.json` and `model.timing.json` (singanseg.io.TIMING_SUFFIX).
 
 Each scale state holds G and D (D because the next scale starts from it when nfc is
 unchanged), z_opt, the scale's real image and the random generator's state after the
@@ -32,7 +34,7 @@ from singanseg.ckpt import (
     save_state,
 )
 from singanseg.config import SinGANConfig, config_from_dict
-from singanseg.io import write_text
+from singanseg.io import read_timing, write_text, write_timing
 from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator
 from singanseg.sample import generate, to_uint8
 from singanseg.typed import ConfigError, to_mapping
@@ -70,8 +72,11 @@ def save_scale(
         "noise_amp": noise_amp,
         "shape": list(real.shape[2:]),
         "losses": losses,
-        "seconds": seconds,
     }
+    # the training time goes beside the scale, not into it: the folder's DVC hash must not
+    # depend on the clock (singanseg.io.TIMING_SUFFIX); written first, as save_state writes
+    # its JSON last
+    write_timing(folder / f"{scale_name(n)}.json", {"seconds": seconds})
     save_state(folder, tensors, meta, name=scale_name(n))
 
 
@@ -107,13 +112,25 @@ def read_model_json(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_model_json(folder: Path, meta: dict[str, Any]) -> None:
+    """model.json; its per-scale training `seconds` go to model.timing.json (read_model_timing)."""
+    meta = dict(meta)
+    seconds = meta.pop("seconds", None)
     record = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "versions": library_versions(),
         **meta,
     }
+    if seconds is not None:
+        write_timing(folder / MODEL_JSON, {"seconds": seconds})
     write_text(folder / MODEL_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def read_model_timing(folder: str | os.PathLike) -> list[float | None] | None:
+    """Each finished scale's training seconds (model.timing.json), None where not recorded
+    (a DVC checkout restores model folders without their timing sidecars)."""
+    seconds = read_timing(Path(folder) / MODEL_JSON).get("seconds")
+    return seconds if isinstance(seconds, list) else None
 
 
 def input_sha256(rgba: np.ndarray) -> str:
@@ -146,7 +163,7 @@ def progress_record(scales: list[dict[str, Any]], complete: bool) -> dict[str, A
         "complete": complete,
         "noise_amp": [s["noise_amp"] for s in scales],
         "losses": [{k: {"first": v[0], "last": v[-1]} for k, v in s["losses"].items() if v} for s in scales],
-        "seconds": [s["seconds"] for s in scales],
+        "seconds": [s["seconds"] for s in scales],  # to model.timing.json (write_model_json)
     }
 
 
@@ -199,7 +216,7 @@ def load_scale(folder: Path, n: int, cfg: SinGANConfig, device: str | torch.devi
         "rng_state": tensors["rng_state"],
         "noise_amp": float(meta["noise_amp"]),
         "losses": meta.get("losses", {}),
-        "seconds": meta.get("seconds"),
+        "seconds": read_timing(folder / f"{scale_name(n)}.json").get("seconds"),
     }
 
 

@@ -31,6 +31,7 @@ from singanseg.io import (
     read_image,
     write_png,
     write_text,
+    write_timing,
 )
 from singanseg.style import (
     RATIO_PRESETS,
@@ -207,7 +208,11 @@ def stylize_folder(
             "seconds": round(time.perf_counter() - start, 3),
             "mean_final_loss": float(np.mean(final_losses)) if final_losses else None,
         }
-        write_text(tmp / "provenance.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
+        # the seconds go to a sidecar (singanseg.io.TIMING_SUFFIX): the folder's DVC hash
+        # must not depend on the clock; the returned record keeps them
+        kept = {k: v for k, v in record.items() if k != "seconds"}
+        write_timing(tmp / "provenance.json", {"seconds": record["seconds"]})
+        write_text(tmp / "provenance.json", json.dumps(kept, indent=2, sort_keys=True) + "\n")
     return record
 
 

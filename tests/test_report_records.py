@@ -30,10 +30,13 @@ def test_cost_table_divides_stage_time_by_the_work_counted_in_outputs(tmp_path):
     for i, m in enumerate(models):
         for k in range(2):
             (m / f"id{i}{k}").mkdir(parents=True)
-            (m / f"id{i}{k}" / "model.json").write_text(json.dumps({"seconds": [1.0, 2.0 + k]}))
+            (m / f"id{i}{k}" / "model.json").write_text(json.dumps({"format": "singanseg-singan"}))
+            # the training seconds are in the sidecar, not in model.json (a DVC-hashed output)
+            (m / f"id{i}{k}" / "model.timing.json").write_text(json.dumps({"seconds": [1.0, 2.0 + k]}))
     seg = tmp_path / "seg" / "A" / "REAL"
     seg.mkdir(parents=True)
     (seg / "fold0.json").write_text(json.dumps({"protocols": {"paper": {"epochs": 3}, "clean": {"epochs": 3}}}))
+    (seg / "fold0.timing.json").write_text(json.dumps({"seconds": {"paper": 1.0, "clean": 1.0}}))  # not a result
     t, summary = cost_table(timings, models, tmp_path / "syn", tmp_path / "seg", "caption")
     assert t.mean.loc["train_singan", "wall seconds"] == 40.0 and t.mean.loc["train_singan", "units"] == 4
     assert t.mean.loc["train_singan", "seconds per unit"] == 10.0
@@ -88,3 +91,52 @@ def test_a_value_set_for_the_run_is_not_replaced_by_the_profile(tmp_path, capsys
     p = load_section("data", DataParams, tmp_path / "params.yaml")
     assert (p.source, p.folder, p.limit) == ("folder", "/d", 4)  # the set value wins; the rest of the overlay applies
     assert "data.source='folder' set for this run is kept over profiles.smoke.data.source='phantom'" in capsys.readouterr().err
+
+
+def test_commit_stamp_passes_over_the_commit_that_adds_a_runs_results(tmp_path):
+    """issue 18 s2: the report is committed after the commit it names; a fresh clone's rerun
+    at the newer HEAD must stamp the same commit, or `make demo` changes the report."""
+    from pipeline.report import RUN_OUTPUTS, RUN_WRITES
+
+    def commit(msg):
+        _git(tmp_path, "add", "-A")
+        _git(tmp_path, "-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", msg)
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("profile: smoke\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    code = commit("code")
+    (tmp_path / "reports" / "smoke").mkdir(parents=True)
+    (tmp_path / "reports" / "smoke" / "README.md").write_text(f"Commit: {code}\n")
+    (tmp_path / "metrics" / "headline").mkdir(parents=True)
+    (tmp_path / "metrics" / "headline" / "quality.json").write_text("{}\n")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    results = commit("the run's results")
+    assert results != code
+    assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == code  # not HEAD
+    assert git_commit(tmp_path / "reports", RUN_WRITES, RUN_OUTPUTS) == code  # from a subfolder too
+    assert git_commit(tmp_path) == results  # MLflow's tag: HEAD as before
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")  # a rerun rewrites it
+    assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == code
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == code + "-dirty"  # a code change is never passed over
+    changed = commit("code change")
+    assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == changed
+    (tmp_path / "params.yaml").write_text("profile: cpu\n")
+    params = commit("a configuration change is a change")
+    assert git_commit(tmp_path, RUN_WRITES, RUN_OUTPUTS) == params
+
+
+def test_smoke_report_leaves_out_wall_times_and_says_why(repo_root):
+    """`make demo` must rewrite the committed smoke report byte for byte: no wall times there
+    (report.timings: false in the smoke profile); the cpu and paper reports keep them."""
+    from pipeline.params import read_yaml, resolve
+    from pipeline.report import header
+
+    params = read_yaml(repo_root / "params.yaml")
+    assert resolve(params, profile="smoke")[1]["report"]["timings"] is False
+    assert all(resolve(params, profile=p)[1]["report"]["timings"] is True for p in ("cpu", "paper"))
+    smoke = header("smoke", "abc", {}, "phantom", timings=False)
+    assert "Total wall time" not in smoke and "`report.timings: false`" in smoke and "metrics/timings/" in smoke
+    assert "Total wall time: 2.0 minutes" in header("cpu", "abc", {}, "folder", total_seconds=120.0)

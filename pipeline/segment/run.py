@@ -24,7 +24,7 @@ from pipeline.segment.experiments import ExperimentError, Splits, parse, resolve
 from pipeline.segment.model import build_model, weights_provenance
 from pipeline.segment.train import evaluate, fit, seed_everything
 from singanseg.device import resolve_device
-from singanseg.io import InputError, atomic_dir, list_pairs, write_text
+from singanseg.io import InputError, atomic_dir, list_pairs, write_text, write_timing
 from singanseg.typed import to_mapping
 
 
@@ -137,5 +137,15 @@ def run_experiment(name: str, fold: int, params: SegmentParams, root: str | Path
     with atomic_dir(curves_dir) as tmp:
         for protocol, rows in curves.items():
             (tmp / f"{protocol}.csv").write_text(_csv(rows), encoding="utf-8")
-    write_text(json_path, json.dumps(record, indent=2, sort_keys=False) + "\n")
+    write_results(json_path, record)
     return record
+
+
+def write_results(json_path: Path, record: dict[str, Any]) -> None:
+    """fold<k>.json without the protocols' wall `seconds`, which go to fold<k>.timing.json:
+    the results folder's DVC hash must not depend on the clock (singanseg.io.TIMING_SUFFIX).
+    `record` keeps them."""
+    kept = {**record, "protocols": {p: {k: v for k, v in r.items() if k != "seconds"}
+                                    for p, r in record["protocols"].items()}}  # fmt: skip
+    write_timing(json_path, {"seconds": {p: r.get("seconds") for p, r in record["protocols"].items()}})
+    write_text(json_path, json.dumps(kept, indent=2, sort_keys=False) + "\n")

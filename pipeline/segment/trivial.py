@@ -17,7 +17,6 @@ them as rows like any other. Cost: one pass over the masks, seconds.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.data import PairDataset
 from pipeline.segment.experiments import resolve
-from singanseg.io import write_text
+from pipeline.segment.run import write_results
 
 KINDS = {
     "TRIVIAL_BACKGROUND": "all-background prediction (never a polyp)",
@@ -85,6 +84,5 @@ def run_trivial(name: str, real: str, fold: int, params: SegmentParams, root: st
             "test": score(kind, train, test), "best_epoch": 0, "epochs": 0, "train_size": len(train),
             "test_size": len(test), "seconds": round(time.time() - t0, 2),
         }  # fmt: skip
-    path = Path(root) / params.paths.out / name / f"fold{fold}.json"
-    write_text(path, json.dumps(record, indent=2) + "\n")
+    write_results(Path(root) / params.paths.out / name / f"fold{fold}.json", record)
     return record
