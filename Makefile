@@ -7,7 +7,7 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo cpu cpu-pretrained test test-fast lint mlflow-ui
+.PHONY: venv demo cpu cpu-pretrained test test-fast test-long lint mlflow-ui
 
 # the real-data check: the cpu profile on a folder of real pairs (images/ + masks/)
 DATA ?= ../shared/data/kvasir-seg-200
@@ -46,11 +46,16 @@ cpu-pretrained: venv
 	  -S "profiles.cpu.segment.grid_a.experiments=[REAL,FAKE_1,FAKE_1_ST1to1000,REAL+FAKE_1]"
 	@echo "Results: reports/cpu/README.md"
 
+# what CI runs (.ci/run): everything but the `long` tests (whole pipelines re-run in fresh
+# clones, the paper-size calibration), which `make test-long` runs (about 15 minutes more)
 test: venv
-	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long"
 
 test-fast: venv
-	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long"
+
+test-long: venv
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m long
 
 lint: venv
 	$(BIN)/ruff check .

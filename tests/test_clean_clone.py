@@ -76,6 +76,7 @@ def test_dvcignore_keeps_times_out_of_output_hashes(repo_root, tmp_path):
     assert json.loads(status.stdout or "{}") == {}
 
 
+@pytest.mark.long
 @pytest.mark.slow  # the whole smoke pipeline: 2 min on 2 idle cores, 5-15 min under load
 def test_fresh_clone_make_demo_leaves_git_status_clean(repo_root, tmp_path):
     """issue 18 acceptance: after `git clone` and `make demo` (dvc repro of the smoke profile),

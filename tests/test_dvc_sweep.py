@@ -31,6 +31,7 @@ def _dvc(clone: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedPr
     return r
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_two_value_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo_root, tmp_path):
     if subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True).returncode != 0:

@@ -98,7 +98,7 @@ def test_equal_k_scores_sets_of_k_against_the_first_k_reals(by_k):
         assert sg["kid_per_set"][0] < sg["kid_per_set"][1]
     assert not any(r["set"] == "fastgan/n3" for r in result["rows"] if r["k"] == 2)
     csv = (out / "gan_by_k.csv").read_text().splitlines()
-    assert csv[0].startswith("k,generator,set,trained_on,sets,fid_mean") and len(csv) == 1 + len(result["rows"])
+    assert csv[0].startswith("k,generator,set,series,trained_on,sets,fid_mean") and len(csv) == 1 + len(result["rows"])
     assert all("inception_fid: pretrained" in line for line in csv[1:])
     assert json.loads((out / "gan_by_k.json").read_text())["rows"] == json.loads(json.dumps(result["rows"]))
 

@@ -108,6 +108,7 @@ def test_failed_paper_run_keeps_the_data_and_says_how_to_get_back(repo_root, clo
     assert "profile: smoke" in (clone / "params.yaml").read_text()
 
 
+@pytest.mark.long
 @pytest.mark.slow  # the whole smoke pipeline: ~3 minutes on 2 idle cores
 @pytest.mark.shared_data
 def test_readme_own_data_line_whole_pipeline_reports_folder(repo_root, clone, kvasir_dir, tmp_path):

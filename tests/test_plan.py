@@ -99,6 +99,7 @@ def test_calibrate_without_pairs_is_one_line(tmp_path):
     assert out.stderr.strip().startswith("plan: error:") and str(tmp_path) in out.stderr
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_paper_calibration_on_two_real_pairs(kvasir_dir):
     """Every stage's unit at the paper's sizes (9-scale pyramid to 250 px at 128 channels,

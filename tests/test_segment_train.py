@@ -92,7 +92,13 @@ def test_stage_writes_metrics_curves_and_mlflow_runs(tmp_path, mlflow_uri, monke
     rec = run_experiment("A/FAKE_2_ST1to1000", 0, params, root=tmp_path, profile="test")
     json_path, curves = output_paths(params, "A/FAKE_2_ST1to1000", 0, tmp_path)
     on_disk = json.loads(json_path.read_text())
-    assert on_disk == json.loads(json.dumps(rec))
+    # the record on disk is the returned one without the wall seconds, which go to the
+    # fold0.timing.json sidecar (outside the folder's DVC hash)
+    rec = json.loads(json.dumps(rec))
+    seconds = {p: r.pop("seconds") for p, r in rec["protocols"].items()}
+    assert on_disk == rec
+    timing = json.loads(json_path.with_name("fold0.timing.json").read_text())
+    assert timing["seconds"] == seconds and all(v >= 0 for v in seconds.values())
     assert on_disk["provenance"]["encoder_weights"] == "random-init"
     assert on_disk["train_folds"] == [1, 2] and on_disk["test_folds"] == [0]
     for protocol in ("paper", "clean"):
