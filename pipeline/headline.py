@@ -23,19 +23,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.names import GRID_B_EXP, SINGAN_SET  # the set and experiment names, parsed once
 from pipeline.segment.results import load_segmentation
 from singanseg.io import write_text
 
 HEADLINE_DIR = Path("metrics/headline")
 AVERAGING = "per_image"  # the paper's averaging (smp.utils ValidEpoch), the report's default
 SCORE_KEYS = {"iou": "iou", "f1": "dice"}  # results' score name -> headline key (F1 is the Dice score)
-_SINGAN = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
-_GRID_B = re.compile(r"^(?P<kind>.+)_N(?P<n>\d+)$")
 
 
 def key(set_name: str) -> str:
@@ -86,7 +84,7 @@ def sifid_rows(summary: dict) -> list[dict]:
     """One row per SinGAN-Seg set with a SIFID: the `SIFID by style transfer` plot."""
     rows = []
     for name, s in summary.get("sets", {}).items():
-        m = _SINGAN.match(name)
+        m = SINGAN_SET.match(name)
         if not m or _num(s.get("sifid")) is None:
             continue
         style = f"ST {m['c']}:{m['s']}" if m["c"] else "no ST"
@@ -133,7 +131,7 @@ def segment_rows(means: pd.DataFrame, grid: str) -> list[dict]:
     rows = []
     for r in means.itertuples(index=False):
         short = r.experiment.split("/", 1)[-1]
-        m = _GRID_B.match(short) if grid == "B" else None
+        m = GRID_B_EXP.match(short) if grid == "B" else None
         kind, n = (m["kind"], int(m["n"])) if m else (short, None)
         rows.append({"grid": grid, "protocol": r.protocol, "experiment": short, "kind": kind, "N": n,
                      "series": f"{kind} ({r.protocol})", "iou": r.iou, "dice": r.dice, "folds": int(r.folds)})  # fmt: skip

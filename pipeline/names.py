@@ -14,11 +14,11 @@ import re
 GENERATORS = {"singan": "SinGAN-Seg", "dcgan": "DCGAN", "progan": "Progressive GAN", "fastgan": "FastGAN"}
 
 # synthetic sets (synthetic/<set>/...): singan[_st<c>to<s>]/gss<k>, <gan>/n<K|all>
-_SINGAN_SET = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
+SINGAN_SET = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
 _GAN_SET = re.compile(r"^(?P<gan>[a-z0-9_]+)/n(?P<k>\d+|all)$")
 # segmentation experiments (pipeline/segment/experiments.py), with or without the grid prefix
 _A_EXP = re.compile(r"^(?P<real>REAL\+)?FAKE_(?P<k>\d+)(?:_ST(?P<c>\d+)to(?P<s>\d+))?$")
-_B_EXP = re.compile(r"^(?P<kind>.+)_N(?P<n>\d+)$")
+GRID_B_EXP = re.compile(r"^(?P<kind>.+)_N(?P<n>\d+)$")
 TRIVIAL = {"TRIVIAL_BACKGROUND": "trivial: predicts no polyp", "TRIVIAL_MEAN_MASK": "trivial: mean training mask"}
 
 
@@ -46,7 +46,7 @@ def display_name(key: str) -> str:
     >>> display_name("A/REAL+FAKE_1_ST1to1000")
     'real + SinGAN-Seg, 1 sample per image, style transfer 1:1000'
     """
-    if m := _SINGAN_SET.match(key):
+    if m := SINGAN_SET.match(key):
         st = f", {style_transfer(m['c'], m['s'])}" if m["c"] else ""
         return f"SinGAN-Seg{st}, gen_start_scale {m['gss']}"
     if (m := _GAN_SET.match(key)) and m["gan"] in GENERATORS:
@@ -60,7 +60,7 @@ def display_name(key: str) -> str:
         st = f", {style_transfer(m['c'], m['s'])}" if m["c"] else ""
         n = f"{m['k']} sample{'s' if m['k'] != '1' else ''} per image"
         return f"{'real + ' if m['real'] else ''}SinGAN-Seg, {n}{st}"
-    if m := _B_EXP.match(short):
+    if m := GRID_B_EXP.match(short):
         return f"{_kind(m['kind'])}, N={m['n']}"
     if re.fullmatch(r"(REAL\+)?[A-Z][A-Z0-9]*", short):
         return _kind(short)
