@@ -24,6 +24,7 @@ from singanseg.io import InputError, read_image, read_mask
 from singanseg.model import (
     MODEL_JSON,
     SinGANSeg,
+    config_of,
     incompatibilities,
     input_sha256,
     load_scale,
@@ -43,7 +44,30 @@ class IncompatibleModelError(CheckpointError):
     """The folder holds a model of another config, seed or input; nothing was changed."""
 
 
-def _read_inputs(image, mask, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+def finished_model(folder: Path, cfg: SinGANConfig, seed: int | None, image, mask) -> dict | None:
+    """The one skip rule of every training path (train-many local, batched, Ray planning):
+    {"seed", "scales"} when `folder` holds a COMPLETE model of this config, seed (None: any)
+    and these inputs (input_sha256 of the decoded image + mask, issue 26 item 1), else None.
+
+    A complete model of other inputs is not skipped: its trainer then finds it incompatible
+    and refuses it or (on_incompatible 'retrain') replaces it. The pixels are read only when
+    config and seed already match.
+    """
+    folder = Path(folder)
+    if not (folder / MODEL_JSON).exists():
+        return None
+    meta = read_model_json(folder)  # a corrupted file fails the task, naming it
+    same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
+    if not (meta["complete"] and same):
+        return None
+    rgba, _ = read_inputs(image, mask, cfg.max_input_pixels)
+    if meta["input_sha256"] != input_sha256(rgba):
+        log.info("%s: complete, but trained on other image/mask bytes: not skipped", folder)
+        return None
+    return {"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])}
+
+
+def read_inputs(image, mask, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
     if isinstance(image, (str, os.PathLike)) != isinstance(mask, (str, os.PathLike)):
         raise TypeError("train: give image and mask both as paths or both as arrays")
     if isinstance(image, (str, os.PathLike)):
@@ -88,7 +112,7 @@ def train(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; choose another --out")
-    rgba, where = _read_inputs(image, mask, cfg.max_input_pixels)
+    rgba, where = read_inputs(image, mask, cfg.max_input_pixels)
     input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     shapes = [list(r.shape[2:]) for r in reals]

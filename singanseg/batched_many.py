@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from singanseg.api import IncompatibleModelError, _read_inputs
+from singanseg.api import IncompatibleModelError, finished_model, read_inputs
 from singanseg.batched import Member, train_scale_batched
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
@@ -75,13 +75,11 @@ def prepare(
     same config and seed is skipped unread; another config, seed or input raises
     IncompatibleModelError (or, with on_incompatible 'retrain', the folder is replaced).
     """
-    meta = None
-    if (folder / MODEL_JSON).exists():
-        meta = read_model_json(folder)
-        same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-        if meta["complete"] and same:
-            return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
-    rgba, where = _read_inputs(pair.image, pair.mask, cfg.max_input_pixels)
+    done = finished_model(folder, cfg, seed, pair.image, pair.mask)
+    if done is not None:
+        return Skipped(done)
+    meta = read_model_json(folder) if (folder / MODEL_JSON).exists() else None
+    rgba, where = read_inputs(pair.image, pair.mask, cfg.max_input_pixels)
     input_sha = input_sha256(rgba)
     reals, spec = build_pyramid(rgba, cfg, where)
     gen, scales = torch.Generator(), []
@@ -236,11 +234,12 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
     finished = 0
     try:
         if (folder / MODEL_JSON).exists():
+            done = finished_model(folder, cfg, seed, pair.image, pair.mask)  # decodes only if complete
+            if done is not None:
+                return Skipped(done)
             meta = read_model_json(folder)
             same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-            if meta["complete"] and same:
-                return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
-            finished = int(meta["finished_scales"]) if same else 0
+            finished = int(meta["finished_scales"]) if same and not meta["complete"] else 0
         with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
             if im.size != mask.size:
                 return UNPLANNED  # so it does not take a place in the chunk of its image size

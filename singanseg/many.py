@@ -94,17 +94,18 @@ def train_one(
     worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
     that GPU there and the CPU in a task without one.
     """
-    from singanseg.api import IncompatibleModelError, train
+    from singanseg.api import IncompatibleModelError, finished_model, train
 
     cfg = config_from_dict(config, "train-many config")
     folder = Path(out)
     resumed = False
+    done = finished_model(folder, cfg, seed, image, mask)
+    if done is not None:
+        return Skipped(done)
     if (folder / MODEL_JSON).exists():
-        meta = read_model_json(folder)  # a corrupted file fails the task, naming it
+        meta = read_model_json(folder)
         same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-        if meta["complete"] and same:
-            return Skipped({"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])})
-        resumed = same and int(meta["finished_scales"]) > 0
+        resumed = same and not meta["complete"] and int(meta["finished_scales"]) > 0
     with or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
 
         def on_scale(n: int, summary: dict) -> None:
@@ -304,6 +305,7 @@ def run_train_many_command(args: argparse.Namespace) -> int:
             shard=args.shard,
             progress=not args.quiet,
             device=args.device,
+            on_incompatible=args.on_incompatible,
         )
     except ExecutorError as e:  # one line, as singanseg.cli.main prints the other user errors
         print(f"singanseg: error: {e}", file=sys.stderr)
@@ -390,6 +392,13 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         "--device",
         default="auto",
         help="auto (cuda when available, else cpu), cpu, cuda, cuda:N (default: auto; on ray: per task)",
+    )
+    p.add_argument(
+        "--on-incompatible",
+        choices=["error", "retrain"],
+        default="error",
+        help="a model folder trained with another config, seed or image/mask bytes (even a complete "
+        "one): error = report it failed and leave it (default), retrain = replace it",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train_many_command)
