@@ -65,6 +65,8 @@ def agree(verdicts: Mapping[str, str]) -> str:
     """The overall verdict of one claim over protocols: the common verdict where all agree;
     not testable where any is; inconclusive where they disagree (holds only where all hold)."""
     vs = list(verdicts.values())
+    if len(set(vs)) == 1:
+        return vs[0]
     if any(v.startswith(NOT_TESTABLE) for v in vs):
         return not_testable("; ".join(f"{k}: {v}" for k, v in verdicts.items() if v.startswith(NOT_TESTABLE)))
     if len(set(vs)) == 1:
