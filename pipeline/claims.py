@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import pandas as pd
@@ -180,10 +179,17 @@ def style_transfer_lowers_sifid(sets: dict, st_weights: set[str]) -> Claim:
     return Claim(claim, rule, ev, HOLDS if min(st.values()) < plain else FAILS)
 
 
-def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None = None) -> Claim:
-    """At equal training size K when the quality stage compared them so (`gan_by_k`: K fakes and
-    the same K reals, KID unbiased at small K); else from the per-generator FIDs, sizes unequal."""
+def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None = None,
+                                 intervals: dict[str, V.Interval] | None = None, gate: str | None = None) -> Claim:
+    """From `intervals` ({"K=5": Interval of KID(SinGAN-Seg) − KID(FastGAN)}, issue 23's quality
+    stage) when given, by generator_claim; else (today) at equal training size K when the quality
+    stage compared them so (`gan_by_k`); else from the per-generator FIDs, sizes unequal.
+    The two fallbacks are point comparisons, kept until the quality stage writes intervals."""
     claim = "SinGAN-Seg beats the other GANs when the training set is small"
+    if intervals is not None:
+        return generator_claim(claim, f"at every K <= {max_k}, the interval of KID(SinGAN-Seg) − KID(FastGAN) "
+                               "lies below 0 (lower is better; every K must hold, so no multiplicity correction)",
+                               intervals, lower_is_better=True, gate=gate)
     equal = {}
     for key, v in (by_k or {}).items():
         if (m := re.match(r"^(?P<set>.+)@K(?P<k>\d+)$", key)) and v.get("kid_mean") is not None and int(m["k"]) <= max_k:

@@ -3,8 +3,8 @@
 owns this file and extends it; keep these names and meanings."""
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -169,7 +169,7 @@ def paired_bootstrap(scores: Mapping[str, Scores], contrasts: Mapping[str, Mappi
     means, draws_e = {}, {}
     for e in names:
         acc = np.zeros(b)
-        for (_, _, v), c in zip(scores[e].folds, counts):
+        for (_, _, v), c in zip(scores[e].folds, counts, strict=True):
             s = v.shape[1]
             per_image = v.mean(axis=1)
             if boot.resample_seeds and s > 1:

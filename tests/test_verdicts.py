@@ -10,8 +10,21 @@ import numpy as np
 import pytest
 
 from pipeline import verdicts as V
-from pipeline.verdicts import (DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, Bootstrap, Interval, Scores, agree, beats,
-                               holds_rate, holm, improves, non_inferior, paired_bootstrap)
+from pipeline.verdicts import (
+    DOES_NOT_HOLD,
+    HOLDS,
+    INCONCLUSIVE,
+    Bootstrap,
+    Interval,
+    Scores,
+    agree,
+    beats,
+    holds_rate,
+    holm,
+    improves,
+    non_inferior,
+    paired_bootstrap,
+)
 
 BOOT = Bootstrap(resamples=1000, seed=1)
 DRAWS = 300
