@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
+from pipeline import verdicts as V
 from pipeline.names import display_name
+from singanseg.io import InputError
 
 HOLDS, FAILS = "holds", "does not hold"
 # claim 3's "comes very close": the best synthetic-only set within this fraction of REAL's IoU
@@ -32,29 +35,134 @@ class Claim:
     rule: str
     evidence: str
     verdict: str
+    protocols: dict | None = None  # {"paper protocol": "verdict: intervals", "clean protocol": ...}
 
 
 def not_testable(why: str) -> str:
     return f"not testable here ({why})"
 
 
-def _iou(df: pd.DataFrame, grid: str, protocol: str) -> pd.Series:
-    """Mean test IoU (per-image averaging) per experiment of one grid and protocol."""
-    sub = df[(df.grid == grid) & (df.protocol == protocol) & (df.averaging == "per_image") & (df.score == "iou")]
-    return sub.groupby("experiment")["value"].mean()
+PER_IMAGE_COLUMNS = ("grid", "experiment", "protocol", "fold", "n", "seed", "image_id", "iou", "test_set")
+GATE_IOU = 0.6  # issue 22 s3: REAL must reach this IoU (interval's lower bound) ...
+BOOT = V.Bootstrap()
 
 
-def sanity(df: pd.DataFrame, protocol: str = "paper") -> Claim:
-    iou = _iou(df, "A", protocol)
-    rule = f"UNet++ on the real images beats every trivial segmenter by at least {CLEAR_MARGIN} IoU (grid A, {protocol} protocol)"
-    trivial = {k.split("/", 1)[1]: v for k, v in iou.items() if k.startswith("A/TRIVIAL")}
-    if "A/REAL" not in iou or not trivial:
-        return Claim("UNet++ learns from the real images (not a paper claim: what the others rest on)", rule,
-                     "grid A has no REAL or no TRIVIAL rows", not_testable("missing rows"))  # fmt: skip
-    best = max(trivial.values())
-    ev = f"real images IoU {iou['A/REAL']:.3f}; " + ", ".join(f"{display_name(k)} {v:.3f}" for k, v in sorted(trivial.items()))
-    return Claim("UNet++ learns from the real images (not a paper claim: what the others rest on)", rule, ev,
-                 HOLDS if iou["A/REAL"] >= best + CLEAR_MARGIN else FAILS)  # fmt: skip
+def load_per_image(root: Path) -> pd.DataFrame:
+    """Every per-image CSV the segment stage wrote under `root` (any `*per_image*.csv`), as one
+    frame with the contract's columns; empty where there is none (then the segmentation
+    claims are "not testable (no per-image scores)")."""
+    frames = []
+    for path in sorted(Path(root).rglob("*per_image*.csv")):
+        df = pd.read_csv(path, dtype={"image_id": str})
+        if missing := [c for c in PER_IMAGE_COLUMNS if c not in df.columns]:
+            raise InputError(f"{path}: no column {', '.join(missing)}")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PER_IMAGE_COLUMNS))
+
+
+def _cell(per_image: pd.DataFrame, grid: str, protocol: str) -> pd.DataFrame:
+    """One grid and protocol's rows of the main test set (the one with most images), with the
+    experiment named by its kind ("REAL", "FAKE_1"; grid B: "REAL_N5")."""
+    sub = per_image[(per_image.grid == grid) & (per_image.protocol == protocol)].copy()
+    if sub.empty:
+        return sub
+    main = sub.groupby("test_set")["image_id"].nunique().sort_values(kind="stable").index[-1]
+    sub = sub[sub.test_set == main]
+    exp = sub.experiment.astype(str).str.replace(r"^[AB]/", "", regex=True)
+    if grid == "B":
+        exp = exp.str.replace(r"_N\d+$", "", regex=True) + "_N" + sub.n.astype(int).astype(str)
+    return sub.assign(experiment=exp)
+
+
+def gate(per_image: pd.DataFrame, protocol: str, boot: V.Bootstrap = BOOT) -> tuple[str, str]:
+    """(verdict, the intervals) of "REAL learns": REAL's IoU interval at or above GATE_IOU and
+    REAL - best trivial row at or above CLEAR_MARGIN, both at the lower bound."""
+    sub = _cell(per_image, "A", protocol)
+    if sub.empty:
+        return V.not_testable("no per-image scores"), ""
+    s = V.scores_from_frame(sub, where=f"grid A, {protocol} protocol")
+    trivial = {e: x.mean() for e, x in s.items() if e.startswith("TRIVIAL")}
+    if "REAL" not in s or not trivial:
+        return V.not_testable("no REAL or no TRIVIAL per-image rows"), ""
+    best = max(trivial, key=trivial.get)
+    est = V.paired_bootstrap(s, {"REAL": {"REAL": 1}, "d": {"REAL": 1, best: -1}}, boot)
+    real, d = est.interval("REAL"), est.interval("d")
+    ev = f"REAL IoU {V.fmt(real)}; REAL − {best} {V.fmt(d)}"
+    if real.low >= GATE_IOU and d.low >= CLEAR_MARGIN:
+        return HOLDS, ev
+    if real.high < GATE_IOU or d.high < CLEAR_MARGIN:
+        return FAILS, ev
+    return V.INCONCLUSIVE, ev
+
+
+def _gated(per_image, protocol, boot):
+    """None where the gate passes, else the "not testable (segmenter too weak: ...)" verdict."""
+    v, ev = gate(per_image, protocol, boot)
+    if v == HOLDS:
+        return None
+    if v.startswith(V.NOT_TESTABLE):
+        return v
+    return V.not_testable(f"segmenter too weak: {ev}; needs REAL >= {GATE_IOU} and REAL − trivial >= "
+                          f"{CLEAR_MARGIN} at the lower bound")
+
+
+def _by_protocol(fn, per_image, boot) -> tuple[str, dict[str, str]]:
+    cells = {p: fn(per_image, p, boot) for p in ("paper", "clean")}
+    verdict = V.agree({p: v for p, (v, _) in cells.items()})
+    return verdict, {f"{p} protocol": (v if not ev else f"{v}: {ev}") for p, (v, ev) in cells.items()}
+
+
+def sanity(per_image: pd.DataFrame, boot: V.Bootstrap = BOOT) -> Claim:
+    verdict, cells = _by_protocol(gate, per_image, boot)
+    return Claim("UNet++ learns from the real images (not a paper claim: what the others rest on)",
+                 f"grid A: the interval of REAL's IoU lies at or above {GATE_IOU} and that of REAL − the best "
+                 f"trivial row at or above {CLEAR_MARGIN} ({boot.describe()})", "", verdict, cells)
+
+
+def _close(per_image, protocol, boot):
+    if g := _gated(per_image, protocol, boot):
+        return g, ""
+    s = V.scores_from_frame(_cell(per_image, "A", protocol))
+    fakes = [e for e in s if e.startswith("FAKE")]
+    if not fakes:
+        return V.not_testable("no FAKE per-image rows"), ""
+    est = V.paired_bootstrap(s, {f: {f: 1, "REAL": -(1 - CLOSE_FRACTION)} for f in fakes}, boot)
+    res = V.holm(est, fakes)
+    vs = [v for _, v in res.values()]
+    v = HOLDS if HOLDS in vs else FAILS if all(x == FAILS for x in vs) else V.INCONCLUSIVE
+    return v, "; ".join(f"{f} − {1 - CLOSE_FRACTION:g}·REAL {V.fmt(iv)} ({iv.level:.2%})" for f, (iv, _) in res.items())
+
+
+def synthetic_close_to_real(per_image: pd.DataFrame, boot: V.Bootstrap = BOOT) -> Claim:
+    verdict, cells = _by_protocol(_close, per_image, boot)
+    return Claim("UNet++ trained on synthetic data comes very close to UNet++ trained on real data (data-rich)",
+                 f"non-inferiority, margin {CLOSE_FRACTION:.0%} of REAL: FAKE − REAL > −{CLOSE_FRACTION:g} × REAL "
+                 f"at the interval's lower bound for some synthetic-only set, Holm over the sets (grid A; "
+                 f"{boot.describe()})", "", verdict, cells)
+
+
+def _scarce(per_image, protocol, boot):
+    if g := _gated(per_image, protocol, boot):
+        return g, ""
+    s = V.scores_from_frame(_cell(per_image, "B", protocol))
+    comps = {}
+    for e in s:
+        if (m := re.match(r"^(FAKE|REAL\+FAKE)_N(\d+)$", e)) and f"REAL_N{m[2]}" in s:
+            comps[e] = {e: 1, f"REAL_N{m[2]}": -1}
+    if not comps:
+        return V.not_testable("grid B has no REAL with FAKE or REAL+FAKE per-image rows"), ""
+    res = V.holm(V.paired_bootstrap(s, comps, boot), sorted(comps))
+    vs = [v for _, v in res.values()]
+    v = HOLDS if HOLDS in vs else FAILS if all(x == FAILS for x in vs) else V.INCONCLUSIVE
+    return v, "; ".join(f"{e} − REAL {V.fmt(iv)} ({iv.level:.2%})" for e, (iv, _) in res.items())
+
+
+def synthetic_helps_when_scarce(per_image: pd.DataFrame, boot: V.Bootstrap = BOOT) -> Claim:
+    verdict, cells = _by_protocol(_scarce, per_image, boot)
+    return Claim("Synthetic data improves segmentation when real training data is scarce",
+                 "at some N, SinGAN-Seg only or real + SinGAN-Seg beats the real images alone (interval of the "
+                 f"IoU difference above 0), Holm over every N and kind compared (grid B; {boot.describe()}); "
+                 "does not hold where every interval lies below 0", "", verdict, cells)
 
 
 def style_transfer_lowers_sifid(sets: dict, st_weights: set[str]) -> Claim:
@@ -71,10 +179,17 @@ def style_transfer_lowers_sifid(sets: dict, st_weights: set[str]) -> Claim:
     return Claim(claim, rule, ev, HOLDS if min(st.values()) < plain else FAILS)
 
 
-def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None = None) -> Claim:
-    """At equal training size K when the quality stage compared them so (`gan_by_k`: K fakes and
-    the same K reals, KID unbiased at small K); else from the per-generator FIDs, sizes unequal."""
+def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None = None,
+                                 intervals: dict[str, V.Interval] | None = None, gate: str | None = None) -> Claim:
+    """From `intervals` ({"K=5": Interval of KID(SinGAN-Seg) − KID(FastGAN)}, issue 23's quality
+    stage) when given, by generator_claim; else (today) at equal training size K when the quality
+    stage compared them so (`gan_by_k`); else from the per-generator FIDs, sizes unequal.
+    The two fallbacks are point comparisons, kept until the quality stage writes intervals."""
     claim = "SinGAN-Seg beats the other GANs when the training set is small"
+    if intervals is not None:
+        return generator_claim(claim, f"at every K <= {max_k}, the interval of KID(SinGAN-Seg) − KID(FastGAN) "
+                               "lies below 0 (lower is better; every K must hold, so no multiplicity correction)",
+                               intervals, lower_is_better=True, gate=gate)
     equal = {}
     for key, v in (by_k or {}).items():
         if (m := re.match(r"^(?P<set>.+)@K(?P<k>\d+)$", key)) and v.get("kid_mean") is not None and int(m["k"]) <= max_k:
@@ -100,49 +215,35 @@ def singan_beats_gans_when_small(sets: dict, max_k: int = 50, by_k: dict | None 
     return Claim(claim, rule, ev, HOLDS if sing < min(small.values()) else FAILS)
 
 
-def synthetic_close_to_real(df: pd.DataFrame, protocol: str = "paper") -> Claim:
-    claim = "UNet++ trained on synthetic data comes very close to UNet++ trained on real data (data-rich)"
-    rule = f"the best synthetic-only set's IoU is within {CLOSE_FRACTION:.0%} of the real images' (grid A, {protocol} protocol)"
-    iou = _iou(df, "A", protocol)
-    fake = {k.split("/", 1)[1]: v for k, v in iou.items() if k.startswith("A/FAKE")}
-    if "A/REAL" not in iou or not fake:
-        return Claim(claim, rule, "grid A has no REAL or no FAKE rows", not_testable("missing rows"))
-    best = max(fake, key=fake.get)
-    real = iou["A/REAL"]
-    ev = (f"real images {real:.3f}; best synthetic: {display_name(best)} ({best}) {fake[best]:.3f} "
-          f"({fake[best] / real - 1:+.0%})" if real else "")  # fmt: skip
-    return Claim(claim, rule, ev, HOLDS if fake[best] >= (1 - CLOSE_FRACTION) * real else FAILS)
+def generator_claim(claim: str, rule: str, diffs: dict[str, V.Interval], lower_is_better: bool = True,
+                    gate: str | None = None) -> Claim:
+    """A generator claim ("A beats B at every K", issue 23) decided by intervals of A − B over
+    FID/KID (lower is better): holds where every interval says A beats B (an intersection-union
+    rule: no multiplicity correction needed), does not hold where any says B beats A,
+    inconclusive otherwise; `gate` (e.g. "baseline did not train") makes it not testable."""
+    ev = "; ".join(f"{k}: {V.fmt(iv)}" for k, iv in diffs.items())
+    if gate:
+        return Claim(claim, rule, ev, V.not_testable(gate))
+    if not diffs:
+        return Claim(claim, rule, ev, V.not_testable("no intervals"))
+    vs = [V.improves(iv, lower_is_better) for iv in diffs.values()]
+    v = HOLDS if all(x == HOLDS for x in vs) else FAILS if FAILS in vs else V.INCONCLUSIVE
+    return Claim(claim, rule, ev, v)
 
 
-def synthetic_helps_when_scarce(df: pd.DataFrame, protocol: str = "paper") -> Claim:
-    claim = "Synthetic data improves segmentation when real training data is scarce"
-    rule = (f"at most N values, SinGAN-Seg only or real + SinGAN-Seg beats the real images alone in IoU "
-            f"(grid B, {protocol} protocol)")  # fmt: skip
-    iou = _iou(df, "B", protocol)
-    by_n: dict[int, dict[str, float]] = {}
-    for k, v in iou.items():
-        if m := re.match(r"^B/(.+)_N(\d+)$", k):
-            by_n.setdefault(int(m[2]), {})[m[1]] = v
-    rows = {n: d for n, d in by_n.items() if "REAL" in d and ({"FAKE", "REAL+FAKE"} & set(d))}
-    if not rows:
-        return Claim(claim, rule, "grid B has no REAL with FAKE or REAL+FAKE rows", not_testable("missing rows"))
-    wins, parts = 0, []
-    for n in sorted(rows):
-        d = rows[n]
-        syn = {k: d[k] for k in ("FAKE", "REAL+FAKE") if k in d}
-        wins += max(syn.values()) > d["REAL"]
-        parts.append(f"N={n}: real images {d['REAL']:.3f}, " + ", ".join(f"{display_name(k)} {v:.3f}" for k, v in syn.items()))
-    return Claim(claim, rule, "; ".join(parts), HOLDS if wins > len(rows) / 2 else FAILS)
-
-
-def claims_frame(df: pd.DataFrame, sets: dict, st_weights: set[str], by_k: dict | None = None) -> pd.DataFrame:
-    """Every claim as a row: rule, evidence, verdict (index: the claim)."""
+def claims_frame(per_image: pd.DataFrame, sets: dict, st_weights: set[str], by_k: dict | None = None,
+                 boot: V.Bootstrap = BOOT) -> pd.DataFrame:
+    """Every claim as a row: rule, evidence, each protocol's verdict with its intervals, and the
+    overall verdict (index: the claim). `per_image`: load_per_image's rows."""
     claims = [
-        sanity(df),
+        sanity(per_image, boot),
         style_transfer_lowers_sifid(sets, st_weights),
         singan_beats_gans_when_small(sets, by_k=by_k),
-        synthetic_close_to_real(df),
-        synthetic_helps_when_scarce(df),
+        synthetic_close_to_real(per_image, boot),
+        synthetic_helps_when_scarce(per_image, boot),
     ]
-    out = pd.DataFrame([{"claim": c.claim, "rule": c.rule, "evidence": c.evidence, "verdict": c.verdict} for c in claims])
+    out = pd.DataFrame([{"claim": c.claim, "rule": c.rule, "evidence": c.evidence,
+                         "paper protocol": (c.protocols or {}).get("paper protocol", "—"),
+                         "clean protocol": (c.protocols or {}).get("clean protocol", "—"),
+                         "verdict": c.verdict} for c in claims])
     return out.set_index("claim")

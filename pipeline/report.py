@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import figures
-from pipeline.claims import claims_frame
+from pipeline.claims import BOOT, claims_frame, load_per_image
 from pipeline.costs import cost_table
 from pipeline.names import display_name
 from pipeline.params import active_profile, load_section, overrides_vs_head
@@ -233,10 +233,11 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         provenance.setdefault("UNet++ encoder", set()).update(
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
     summary, style = quality_summary(metrics / "quality"), style_weights(Path(params.synthetic))
-    claims = claims_frame(seg, summary.get("sets", {}), style, summary.get("gan_by_k", {}))
+    claims = claims_frame(load_per_image(metrics / "segmentation"), summary.get("sets", {}), style,
+                          summary.get("gan_by_k", {}))
     claims["network weights"] = claim_weights(seg, provenance, style)
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
-                        caption, params.digits, notes=[CLAIMS_NOTE]))  # fmt: skip
+                        caption, params.digits, notes=[CLAIMS_NOTE, "Intervals: " + BOOT.describe() + "."]))  # fmt: skip
     tables += q_tables
     for maker, label in ((grid_a_table, "grid A"), (grid_b_table, "grid B")):
         for protocol in ("paper", "clean"):
