@@ -115,9 +115,9 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     ctx = MetricContext(device=params.device)  # one network per options, shared by every set
 
     summary: dict = {"sets": {}, "options": dataclasses.asdict(params)}
-    real_masks = mask_summary(real, params.masks.bin_width)
+    real_masks = mask_summary(real, params.masks.bin_width, params.masks.near_empty_percent)
     write_text(out / "real_masks.json", json.dumps(real_masks, indent=2) + "\n")
-    summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median")}
+    summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median", "empty_fraction", "near_empty_fraction")}
     # a line at least every 30 s: a set's metric passes take minutes at paper size (issue 17)
     for name, kind, k in Progress("quality", len(sets), "synthetic sets").iterate(sets):
         folder = synthetic / name
@@ -158,6 +158,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             "fid_dims": entry.get("fid", {}).get("dims"),
             "lpips_diversity": entry["lpips"].get("value"),
             "mask_foreground_mean": ms["distribution"]["mean"],
+            "mask_empty_fraction": ms["distribution"]["empty_fraction"],
+            "mask_near_empty_fraction": ms["distribution"]["near_empty_fraction"],
         }
     if params.gan_by_k.enabled:
         net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)

@@ -67,7 +67,7 @@ def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOpti
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device)[tap]
+    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
     if options.cache:
         try:
             save_state(folder, {"features": torch.from_numpy(feats)}, {"count": len(paths), "dims": options.dims})
