@@ -117,6 +117,25 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
         tables.append(by_k[0])
         figs.append(by_k[1])
 
+    mask_rows = {}
+    if (root / "real_masks.json").is_file():
+        mask_rows["real masks"] = json.loads((root / "real_masks.json").read_text())["distribution"]
+    for n in sets:
+        p = root / f"{n.replace('/', '__')}.json"
+        if p.is_file() and not ((m := _ST.match(n)) and m["c"]):
+            mask_rows[display_name(n)] = json.loads(p.read_text())["masks"]["distribution"]
+    if mask_rows:  # issue 23 s2: empty and near-empty masks per set
+        thr = next(iter(mask_rows.values())).get("near_empty_percent", 1.0)
+        mdf = pd.DataFrame({
+            "masks": [d["count"] for d in mask_rows.values()],
+            MASK_FG + " mean": [d["mean"] for d in mask_rows.values()],
+            "median": [d["median"] for d in mask_rows.values()],
+            "empty (0 px), fraction": [d.get("empty_fraction") for d in mask_rows.values()],
+            f"near-empty (< {thr:g} % of frame), fraction": [d.get("near_empty_fraction") for d in mask_rows.values()],
+        }, index=pd.Index(list(mask_rows), name="set"))  # fmt: skip
+        tables.append(Table("mask_stats", "Mask statistics of real and synthetic sets", mdf, None, {}, caption
+                            + f"; near-empty: under {thr:g} % of the frame's pixels, empty ones included", digits))  # fmt: skip
+
     real_masks = root / "real_masks.json"
     hists = {}
     if real_masks.is_file():
