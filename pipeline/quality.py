@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.headline import HEADLINE_DIR, write_quality
-from pipeline.metrics import equal_k
+from pipeline.metrics import equal_k, fair
 from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import image_index
 from pipeline.metrics.fid import FIDOptions
@@ -115,9 +115,9 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     ctx = MetricContext(device=params.device)  # one network per options, shared by every set
 
     summary: dict = {"sets": {}, "options": dataclasses.asdict(params)}
-    real_masks = mask_summary(real, params.masks.bin_width)
+    real_masks = mask_summary(real, params.masks.bin_width, params.masks.near_empty_percent)
     write_text(out / "real_masks.json", json.dumps(real_masks, indent=2) + "\n")
-    summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median")}
+    summary["real_masks"] = {k: real_masks["distribution"][k] for k in ("count", "mean", "std", "median", "empty_fraction", "near_empty_fraction")}
     # a line at least every 30 s: a set's metric passes take minutes at paper size (issue 17)
     for name, kind, k in Progress("quality", len(sets), "synthetic sets").iterate(sets):
         folder = synthetic / name
@@ -158,19 +158,23 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             "fid_dims": entry.get("fid", {}).get("dims"),
             "lpips_diversity": entry["lpips"].get("value"),
             "mask_foreground_mean": ms["distribution"]["mean"],
+            "mask_empty_fraction": ms["distribution"]["empty_fraction"],
+            "mask_near_empty_fraction": ms["distribution"]["near_empty_fraction"],
         }
     if params.gan_by_k.enabled:
         net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
         by_k = gan_by_k(params, real_idx, synthetic, sets, net, out)
         if by_k is not None:
-            summary["gan_by_k"] = {f"{r['set']}@K{r['k']}": {m: r.get(m) for m in ("fid_mean", "kid_mean", "sets")} for r in by_k["rows"]}
+            summary["gan_by_k"] = {f"{r['set']}@K{r['k']}": {m: r.get(m) for m in ("fid_mean", "kid_mean", "sets", "gate")}
+                                  for r in by_k["rows"] if r.get("reals", "training") == "training" and r["trained_on"] != "reference"}
+            summary["gan_claim"] = by_k["claim"]
     summary["provenance"] = ctx.provenance()
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 GAN_BY_K_COLUMNS = ("k", "generator", "set", "series", "trained_on", "sets", "fid_mean", "fid_std", "kid_mean",
-                    "kid_std", "fid_dims", "weights", "note")  # fmt: skip
+                    "kid_std", "fid_dims", "weights", "note", "reals", "fid_low", "fid_high", "kid_low", "kid_high", "gate")  # fmt: skip
 
 
 def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, sets, net, out: Path) -> dict | None:
@@ -187,9 +191,13 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
     weights = f"{net.network}: {net.provenance.weights}: {net.provenance.source}"
     features = lambda paths: equal_k.set_features(paths, net, fid_opts, params.device)  # noqa: E731
     rows = []
+    held = {}
     for k in ks:
         real_ids = reals[:k]
         real_feats = features([real_idx[i] for i in real_ids])
+        pool = held_out_ids(real_idx, real_ids)
+        if len(pool) >= k:
+            held[k] = (features([real_idx[i] for i in pool]), pool)
         for name, kind, set_k in sets:
             if kind == "baseline" and set_k not in (k, None):
                 continue  # another subset size: not trained on these K images
@@ -218,13 +226,24 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
                     row["note"] = f"{row['sets']} set(s) of K fakes, not {opts.sets}: " + (
                         "set s takes sample s of each model, and each has only that many (generate.num_samples)"
                         if kind == "singan" else f"{len(fake_idx)} samples")  # fmt: skip
-            rows.append(row)
+            rows.append(row)  # the training-reals row first, its held-out twin after it
+            if groups:
+                fakes = [features([fake_idx[i] for i in g]) for g in groups]
+                rows.extend(_fair_rows(row, fakes, real_feats, held.get(k), k, opts.bootstrap))
+        rows.extend(_reference_rows(k, reals, real_idx, real_feats, held.get(k), synthetic, sets, fid_opts, net, params.device, opts))
+    _apply_gate(rows, opts.bootstrap)
     result = {
         "ks": ks, "sets_requested": opts.sets, "fid_dims": fid_opts.dims, "tap": equal_k.FID_TAPS[fid_opts.dims],
         "kid": {"kernel": equal_k.KID_KERNEL, "features": f"the FID features ({fid_opts.dims}-d)"} if opts.kid else None,
         "reals": "the first K real ids in natural-sort order (singanseg.io.list_pairs)",
         "network": net.network, **net.provenance.as_dict(), "rows": rows,
     }  # fmt: skip
+    result["resize"] = fid_opts.resize.describe()
+    result["bootstrap"] = dataclasses.asdict(opts.bootstrap)
+    claim = fair.gan_claim(rows, level=opts.bootstrap.level)
+    result["claim"] = {"verdict": claim[0], "interval": dataclasses.asdict(claim[1]) if claim[1] else None, "reals": claim[2]}
+    for r in rows:
+        r.pop("replicates", None)
     write_text(out / "gan_by_k.json", json.dumps(result, indent=2) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, GAN_BY_K_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -232,6 +251,86 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
     w.writerows(rows)
     write_text(out / "gan_by_k.csv", buf.getvalue())
     return result
+
+def held_out_ids(real_idx: dict[str, Path], train_ids: list[str]) -> list[str]:
+    """Reals a generator trained on `train_ids` never saw: the ids of the other folds
+    (data/folds.csv beside data/real, the sequential 3-fold split), else every other id."""
+    train = set(train_ids)
+    rest = [i for i in natural_sorted(real_idx) if i not in train]
+    folds_csv = next(iter(real_idx.values())).parent.parent.parent / "folds.csv"
+    if folds_csv.is_file():
+        folds = {r["id"]: r["fold"] for r in csv.DictReader(folds_csv.open())}
+        seen = {folds.get(i) for i in train_ids}
+        other = [i for i in rest if folds.get(i) not in seen]
+        if len(other) >= len(train_ids):
+            return other
+    return rest
+
+
+def _fair_rows(row: dict, fakes, real_feats, held, k: int, bopts) -> list[dict]:
+    """Intervals on the training-reals row (in place) and its held-out-reals twin (returned)."""
+    res = fair.score(real_feats, fakes, k, bopts)
+    row.update({m: v for m, v in res.items() if m != "sets"}, reals="training")
+    if held is None or not row["trained_on"].startswith("first"):
+        return []  # trained on every real image: none is held out
+    twin = {**{c: row[c] for c in ("k", "generator", "set", "trained_on", "fid_dims", "weights")},
+            "series": row["series"] + " (held-out reals)", "reals": "held-out"}
+    twin.update(fair.score(held[0], fakes, k, bopts))
+    return [twin]
+
+
+def _reference_rows(k, reals, real_idx, real_feats, held, synthetic, sets, fid_opts, net, device, opts) -> list[dict]:
+    """Real-vs-real (noise floor), reals at each generator's output size and back (resolution
+    only), and the trivial generator (mean colour + noise), scored like the generators."""
+    from pipeline.metrics.features import load_rgb, pooled_features
+
+    tap = equal_k.FID_TAPS[fid_opts.dims]
+    feat = lambda items: pooled_features(net, items, (tap,), fid_opts.batch_size, device, fid_opts.resize)[tap]  # noqa: E731
+    base = {"k": k, "fid_dims": fid_opts.dims, "weights": f"{net.network}: {net.provenance.weights}: {net.provenance.source}"}
+    out = []
+    if held is None:
+        return out
+    pool_ids = held[1][: k * opts.sets]
+    n = len(pool_ids) // k
+    imgs = [load_rgb(real_idx[i]) for i in pool_ids[: n * k]]
+    variants = {"real": ("reals (held-out halves)", imgs)}
+    sizes = {}
+    for name, kind, _ in sets:
+        if kind == "singan" and "_st" in name:
+            continue
+        first = next(iter(image_index(synthetic / name).values()))
+        sizes.setdefault(load_rgb(first).shape[:2], name.split("/")[0])
+    for size, gen in sorted(sizes.items()):
+        variants[f"real@{size[0]}x{size[1]}"] = (f"reals at {size[0]}x{size[1]} and back ({gen}'s size)",
+                                                [fair.down_and_back(a, size) for a in imgs])  # fmt: skip
+    triv = fair.trivial_images([load_rgb(real_idx[i]) for i in reals[:k]], n * k, imgs[0].shape[:2], seed=k)
+    variants["trivial"] = ("trivial: mean colour + Gaussian noise", triv)
+    for key, (label, items) in variants.items():
+        if n < 1:
+            break
+        f = feat(items)
+        fakes = [f[s * k : (s + 1) * k] for s in range(n)]
+        for reals_kind, pool in (("training", real_feats), ("held-out", held[0])):
+            if key == "real" and reals_kind == "held-out":
+                continue  # the held-out reals against themselves: not a noise floor
+            r = {**base, "generator": key.split("@")[0], "set": key, "series": f"{label} ({reals_kind} reals)",
+                 "trained_on": "reference", "reals": reals_kind, "note": label}
+            r.update(fair.score(pool if reals_kind == "training" else pool[k:] if len(pool) >= 2 * k else pool, fakes, k, opts.bootstrap)
+                     if reals_kind == "held-out" else fair.score(pool, fakes, k, opts.bootstrap))
+            out.append(r)
+    return out
+
+
+def _apply_gate(rows: list[dict], bopts) -> None:
+    """`gate` on every baseline row: 'did not train' unless it beats the trivial generator (KID)."""
+    triv = {(r["k"], r["reals"]): r for r in rows if r["set"] == "trivial" and "replicates" in r}
+    for r in rows:
+        t = triv.get((r["k"], r.get("reals")))
+        if t is None or "replicates" not in r or r["trained_on"] == "reference":
+            continue
+        r["gate"], diff = fair.gate(r, t, "kid", bopts.level)
+        r["gate_interval"] = [diff.low, diff.high]
+
 
 def flat_metrics(summary: dict) -> dict[str, float]:
     m = {}

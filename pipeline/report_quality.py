@@ -117,6 +117,25 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
         tables.append(by_k[0])
         figs.append(by_k[1])
 
+    mask_rows = {}
+    if (root / "real_masks.json").is_file():
+        mask_rows["real masks"] = json.loads((root / "real_masks.json").read_text())["distribution"]
+    for n in sets:
+        p = root / f"{n.replace('/', '__')}.json"
+        if p.is_file() and not ((m := _ST.match(n)) and m["c"]):
+            mask_rows[display_name(n)] = json.loads(p.read_text())["masks"]["distribution"]
+    if mask_rows:  # issue 23 s2: empty and near-empty masks per set
+        thr = next(iter(mask_rows.values())).get("near_empty_percent", 1.0)
+        mdf = pd.DataFrame({
+            "masks": [d["count"] for d in mask_rows.values()],
+            MASK_FG + " mean": [d["mean"] for d in mask_rows.values()],
+            "median": [d["median"] for d in mask_rows.values()],
+            "empty (0 px), fraction": [d.get("empty_fraction") for d in mask_rows.values()],
+            f"near-empty (< {thr:g} % of frame), fraction": [d.get("near_empty_fraction") for d in mask_rows.values()],
+        }, index=pd.Index(list(mask_rows), name="set"))  # fmt: skip
+        tables.append(Table("mask_stats", "Mask statistics of real and synthetic sets", mdf, None, {}, caption
+                            + f"; near-empty: under {thr:g} % of the frame's pixels, empty ones included", digits))  # fmt: skip
+
     real_masks = root / "real_masks.json"
     hists = {}
     if real_masks.is_file():
@@ -151,11 +170,23 @@ def quality_tables(root: Path, fig_dir: Path, caption: str, digits: int, synthet
 
 def _gan_label(row: dict) -> str:
     """A gan_by_k row's generator, the same at every K (one line per label in the figure)."""
+    if row.get("trained_on") == "reference":
+        return row.get("series", row["set"])
+    held = " (held-out reals)" if row.get("reals") == "held-out" else ""
+    return _gan_label_plain(row) + held
+
+
+def _gan_label_plain(row: dict) -> str:
     if _ST.match(row["set"]):
         return display_name(row["set"]) + ", one model per image"
     if row["trained_on"].startswith("first"):
         return f"{GAN_NAMES.get(row['generator'], row['generator'])}, trained on the K images"
     return display_name(row["set"]) + " (reference)"
+
+
+def _iv(row: dict, m: str) -> str:
+    lo, hi = row.get(f"{m}_low"), row.get(f"{m}_high")
+    return "" if lo is None or hi is None else f"[{lo:.3g}, {hi:.3g}]"
 
 
 def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: str = "", num_samples: int | None = None):
@@ -173,6 +204,9 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: s
         "sets": [r.get("sets", 0) for r in rows],
         "FID": [r.get("fid_mean") for r in rows],
         "KID": [r.get("kid_mean") for r in rows],
+        "KID interval": [_iv(r, "kid") for r in rows],
+        "FID interval": [_iv(r, "fid") for r in rows],
+        "gate": [r.get("gate", "") for r in rows],
         "FID dims": [r["fid_dims"] for r in rows],
         "network weights": [f"{rec['network']}: {_short(r['weights'].split(': ', 1)[1])}" for r in rows],
         "note": [r.get("note", "") for r in rows],
@@ -185,7 +219,11 @@ def gan_by_k_table(path: Path, fig_dir: Path, caption: str, digits: int, mark: s
             f"is singular for K up to {dims}), "
             "so compare FID only between rows of equal K; KID (unbiased MMD^2, cubic polynomial kernel, subset size K) "
             "is unbiased at small K (so it can be negative for close sets; its spread over sets is large for K below 10)")  # fmt: skip
-    cap = (f"{caption}; FID and KID between K fakes and the same first K real training images (natural-sort order), "
+    cap = (f"{caption}; images resized before Inception: {rec.get('resize', 'bilinear straight to 299 px, no antialias')}; "
+           f"FID and KID between K fakes and the same first K real training images (natural-sort order), "
+           "and, in rows marked held-out, K reals of the other folds the generator never saw; "
+           "intervals: 95 % percentile bootstrap over fake sets and real subsets; gate: 'did not train' "
+           "unless the KID interval beats the trivial generator (mean colour + Gaussian noise); "
            f"mean +- std over up to {rec['sets_requested']} sets of K fakes; Inception {rec['network']} features, "
            f"{dims}-d ({rec['tap']}), for FID and KID; {bias}")  # fmt: skip
     t = Table("gan_by_k", "GAN comparison at equal training size K: FID and KID of K fakes vs the same K reals",

@@ -26,7 +26,7 @@ the whole set, so its value is exactly the full-set estimate computed here (dete
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 from singanseg.io import InputError, natural_sorted
 from singanseg.typed import ConfigError
 
+from .fair import BootstrapOptions
 from .features import pooled_features
 from .fid import FID_TAPS, FIDOptions, statistics_key
 from .frechet import StatisticsError, frechet_distance, gaussian_statistics
@@ -48,10 +49,13 @@ class EqualKOptions:
     enabled: bool = True
     sets: int = 4  # issue 13 s2 / paper.md s6 [inferred]: FID averaged over 4 sets of K fakes
     kid: bool = True  # KID beside FID: unbiased at small K
+    # issue 23 s1: percentile intervals over fake sets and real subsets (metrics/fair.py)
+    bootstrap: BootstrapOptions = field(default_factory=BootstrapOptions)
 
     def validate(self, where: str = "quality.gan_by_k") -> None:
         if self.sets < 1:
             raise ConfigError(f"{where}.sets: must be >= 1, got {self.sets}")
+        self.bootstrap.validate(f"{where}.bootstrap")
 
 
 def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu") -> np.ndarray:
@@ -67,7 +71,7 @@ def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOpti
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device)[tap]
+    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
     if options.cache:
         try:
             save_state(folder, {"features": torch.from_numpy(feats)}, {"count": len(paths), "dims": options.dims})

@@ -74,8 +74,14 @@ def to_tensor(arr: np.ndarray) -> torch.Tensor:
     return torch.tensor(arr, dtype=torch.float32).permute(2, 0, 1).unsqueeze(0) / 255.0  # copies: read-only arrays are fine
 
 
-def prepare(arr: np.ndarray, net: InceptionFeatures) -> torch.Tensor:
+def prepare(arr: np.ndarray, net: InceptionFeatures, resize=None) -> torch.Tensor:
+    """One image as the network's input. `resize` (a fair.ResizeOptions, FID only): to its size
+    (antialiased where it says), then to 299; None or the paper's default: bilinear straight to 299."""
     x = to_tensor(arr)
+    if resize is not None and not resize.is_paper():
+        from .fair import resize_tensor
+
+        return resize_tensor(x, resize)
     if net.resize:
         # per image, so that sets of mixed sizes can be batched; identical to resizing inside
         # the network (pytorch-fid's F.interpolate bilinear, align_corners=False)
@@ -90,15 +96,17 @@ def pooled_features(
     taps: Sequence[str] = ("pool3",),
     batch_size: int = 50,
     device: str | torch.device = "cpu",
+    resize=None,
 ) -> dict[str, np.ndarray]:
-    """(N, dims) float64 features per tap; spatial taps are global-average-pooled, as
+    """`paths` may hold (H, W, 3) uint8 arrays as well as files (the trivial generator and the
+    resolution references of metrics/fair.py). (N, dims) float64 features per tap; spatial taps are global-average-pooled, as
     pytorch-fid does for dims < 2048 (`fid_score.py: get_activations`)."""
     if not net.resize:
         raise ConfigError("pooled_features: set-level features need resize=True (images of a set differ in size)")
     taps = tuple(taps)
     out: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     for start in range(0, len(paths), batch_size):
-        batch = torch.cat([prepare(load_rgb(p), net) for p in paths[start : start + batch_size]]).to(device)
+        batch = torch.cat([prepare(p if isinstance(p, np.ndarray) else load_rgb(p), net, resize) for p in paths[start : start + batch_size]]).to(device)
         feats = net(batch, taps)
         for t in taps:
             f = feats[t]

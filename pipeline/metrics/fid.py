@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +29,7 @@ import torch
 from singanseg.io import InputError
 from singanseg.typed import ConfigError
 
+from .fair import ResizeOptions
 from .features import pooled_features
 from .frechet import StatisticsError, frechet_distance, gaussian_statistics
 from .inception import InceptionFeatures, cache_dir, load_inception, sha256_file
@@ -45,12 +46,16 @@ class FIDOptions:
     batch_size: int = 50  # pytorch-fid's default
     eps: float = 0.0  # Fréchet regularisation (frechet.py); 0 = exact
     cache: bool = True  # cache set statistics by content hash
+    # issue 23 s1: the resizing before Inception (metrics/fair.py). Default: the paper-inferred
+    # pytorch-fid behaviour (bilinear straight to 299, no antialias); a profile may name another
+    resize: ResizeOptions = field(default_factory=ResizeOptions)
 
     def validate(self, where: str = "fid") -> None:
         if self.dims not in FID_TAPS:
             raise ConfigError(f"{where}.dims: {self.dims} is not one of {', '.join(map(str, FID_TAPS))}")
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: must be >= 1, got {self.batch_size}")
+        self.resize.validate(f"{where}.resize")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ def statistics_key(paths: Sequence[Path], options: FIDOptions, net: InceptionFea
     """Hash of the inputs' bytes (by id, in id order) and of every feature-changing option."""
     h = hashlib.sha256()
     spec = {"dims": options.dims, "network": net.network, "resize": net.resize, "weights": net.provenance.as_dict()}
+    if not options.resize.is_paper():  # the paper's default keeps the keys (and caches) it had
+        spec["resize_before"] = {"size": options.resize.size, "antialias": options.resize.antialias}
     h.update(json.dumps(spec, sort_keys=True).encode())
     for p in paths:
         h.update(f"{Path(p).stem}:{sha256_file(Path(p))}\n".encode())
@@ -86,7 +93,7 @@ def set_statistics(paths: Sequence[Path], net: InceptionFeatures, options: FIDOp
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, paths, (tap,), options.batch_size, device)[tap]
+    feats = pooled_features(net, paths, (tap,), options.batch_size, device, options.resize)[tap]
     try:
         mu, sigma = gaussian_statistics(feats, where)
     except StatisticsError as e:

@@ -25,6 +25,8 @@ from .lpips_diversity import group_by_model
 class MaskOptions:
     bin_width: float = 5.0  # histogram bins in percent; Fig 3/6 bin width unknown (paper.md section 7)
     pixelwise: bool = True  # Fig 5: per-model pixel-wise mean/std of sampled masks
+    # issue 23 s2: a mask under this percentage of the frame is "near-empty" (0 px: "empty")
+    near_empty_percent: float = 1.0
 
 
 def mask_index(folder: str | os.PathLike) -> dict[str, Path]:
@@ -47,7 +49,7 @@ def foreground_percentages(folder: str | os.PathLike) -> dict[str, float]:
     return out
 
 
-def distribution(values, bin_width: float = 5.0) -> dict:
+def distribution(values, bin_width: float = 5.0, near_empty_percent: float = 1.0) -> dict:
     """Summary and histogram (bins of `bin_width` percent over 0..100) of foreground percentages."""
     v = np.asarray(list(values), dtype=np.float64)
     if v.size == 0:
@@ -68,6 +70,9 @@ def distribution(values, bin_width: float = 5.0) -> dict:
         "q05": float(np.quantile(v, 0.05)),
         "q95": float(np.quantile(v, 0.95)),
         "empty": int(np.count_nonzero(v == 0)),
+        "empty_fraction": float(np.mean(v == 0)),
+        "near_empty_percent": float(near_empty_percent),
+        "near_empty_fraction": float(np.mean(v < near_empty_percent)),  # empty ones included
         "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
     }
 
@@ -96,6 +101,7 @@ def pixelwise_stats(folder: str | os.PathLike, out_dir: str | os.PathLike | None
     return result
 
 
-def mask_summary(folder: str | os.PathLike, bin_width: float = 5.0) -> dict:
+def mask_summary(folder: str | os.PathLike, bin_width: float = 5.0, near_empty_percent: float = 1.0) -> dict:
     fg = foreground_percentages(folder)
-    return {"metric": "mask_foreground_percent", "value": float(np.mean(list(fg.values()))), "distribution": distribution(fg.values(), bin_width), "per_mask": fg}
+    return {"metric": "mask_foreground_percent", "value": float(np.mean(list(fg.values()))),
+            "distribution": distribution(fg.values(), bin_width, near_empty_percent), "per_mask": fg}

@@ -136,7 +136,7 @@ def masks(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricRes
     (written to `ctx.out` when given). No network; `real` is not used."""
     from .masks import mask_summary, pixelwise_stats
 
-    summary = mask_summary(synthetic, options.bin_width)
+    summary = mask_summary(synthetic, options.bin_width, getattr(options, "near_empty_percent", 1.0))
     if options.pixelwise:
         summary["per_model"] = pixelwise_stats(synthetic, ctx.out)
     summary["weights"] = "none (no network)"
