@@ -7,7 +7,10 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo cpu cpu-pretrained test test-fast test-long lint mlflow-ui
+.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui
+
+# extra pytest arguments: make test ARGS="-k foo --durations=15"
+ARGS ?=
 
 # the real-data check: the cpu profile on a folder of real pairs (images/ + masks/)
 DATA ?= ../shared/data/kvasir-seg-200
@@ -46,16 +49,21 @@ cpu-pretrained: venv
 	  -S "profiles.cpu.segment.grid_a.experiments=[REAL,FAKE_1,FAKE_1_ST1to1000,REAL+FAKE_1]"
 	@echo "Results: reports/cpu/README.md"
 
+# `dvc exp run` with the venv first on PATH, each word of S one -S value (issue 27):
+#   make exp S="data.source=folder data.folder=DIR"      (T= names stages: T=data runs that one only)
+exp: venv
+	$(RUN) $(BIN)/dvc exp run $(foreach s,$(S),-S $(s)) $(T)
+
 # what CI runs (.ci/run): everything but the `long` tests (whole pipelines re-run in fresh
 # clones, the paper-size calibration), which `make test-long` runs (about 15 minutes more)
 test: venv
-	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long"
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not long" $(ARGS)
 
 test-fast: venv
-	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long"
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not long" $(ARGS)
 
 test-long: venv
-	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m long
+	$(RUN) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m long $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

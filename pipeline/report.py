@@ -12,6 +12,7 @@ missing, with the stage that would make it.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from pipeline.segment.results import SCORES, load_segmentation
 from pipeline.stage import Stage
 from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.tracking import git_commit, log_report_artifacts, stage_run
-from singanseg.io import write_text
+from singanseg.errors import UserError
+from singanseg.io import list_pairs, write_text
 
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
 
@@ -165,12 +167,44 @@ def grid_b_scores(df: pd.DataFrame, protocol: str, averaging: str, digits: int) 
 
 
 PROFILE_NOTES = {
-    "smoke": " — a smoke run on generated phantom data with tiny networks and iteration counts. "
+    "smoke": " — a smoke run on {data} with tiny networks and iteration counts. "
              "These numbers test the pipeline; they are **not** the paper's results.",
-    "cpu": " — the paper's protocol on real pairs, every size cut to run on 2 CPU cores (params.yaml, "
+    "cpu": " — the paper's protocol on {data}, every size cut to run on 2 CPU cores (params.yaml, "
            "`profiles.cpu`, gives each cut beside the paper's value). A check of the method at small "
            "scale, not the paper's numbers.",
 }  # fmt: skip
+
+# Each committed report and the data its own run uses (Makefile: `make demo` = smoke on the
+# phantom, `make cpu` = cpu on ../shared/data/kvasir-seg-200; the paper on Kvasir-SEG). A run
+# of a profile on other data writes its own folder, `reports/<profile>-<source>[-<name>]/`
+# (issue 27), so an own-data run never rewrites a committed report; the index lists them all.
+HOME_DATA = {"smoke": ("phantom", None), "cpu": ("folder", "kvasir-seg-200"), "paper": ("kvasir-seg", None)}
+
+
+def report_folder(profile: str, source: str, folder: str | None) -> str:
+    """The report folder's name for `profile` run on (`source`, `folder`): the profile's own
+    name on its home data, else `<profile>-<source>` (`-<folder name>` for a folder)."""
+    name = Path(str(folder)).name if source == "folder" and folder else None
+    if HOME_DATA.get(profile) == (source, name):
+        return profile
+    tail = f"folder-{name}" if name else source
+    return f"{profile}-" + "".join(c if c.isalnum() or c in "._-" else "-" for c in tail)
+
+
+def data_words(source: str, folder: str | None, pairs: int | None) -> str:
+    """The data of the run in words, for the profile note: only what this run used."""
+    n = f"{pairs} " if pairs is not None else ""
+    if source == "phantom":
+        return f"{n}pairs of generated phantom data"
+    if source == "folder":
+        return f"{n}real pairs from the folder `{Path(str(folder)).name}`"
+    return f"{n}real pairs ({source})"
+
+
+def data_line(source: str, folder: str | None, pairs: int | None) -> str:
+    """The header's data line: the source, the folder (for `folder`) and the number of pairs."""
+    where = f", folder `{folder}`" if source == "folder" else ""
+    return f"`{source}`{where}, {pairs if pairs is not None else '?'} pairs"
 # tracked files a run writes, committed after it: the stamp names the newest commit that
 # changed anything else (tracking.git_commit), so a fresh clone's rerun stamps the same one
 RUN_OUTPUTS = ("dvc.lock", "reports/", "metrics/headline/")
@@ -181,12 +215,18 @@ RUN_WRITES = ("params.yaml", *RUN_OUTPUTS)
 
 def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str,
            overrides: dict[str, Any] | None = None, total_seconds: float | None = None,
-           timings: bool = True) -> str:
+           timings: bool = True, data: tuple[str, str | None, int | None] | None = None) -> str:
+    """`data`: (source, folder, number of pairs) of the run; None: `data_source` alone."""
+    note = PROFILE_NOTES.get(profile, "")
+    if data is not None:
+        note = note.format(data=data_words(*data))
+    elif "{data}" in note:
+        note = note.format(data=f"`{data_source}` data")
     lines = [
         "# singanseg results",
         "",
-        f"- **Profile: `{profile}`**" + PROFILE_NOTES.get(profile, ""),
-        f"- Data: `{data_source}`",
+        f"- **Profile: `{profile}`**" + note,
+        "- Data: " + (data_line(*data) if data is not None else f"`{data_source}`"),
         f"- Commit: `{commit}`",
     ]  # fmt: skip
     if overrides:
@@ -209,7 +249,7 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
 
 def build(params: ReportParams, out: Path, profile: str, data_source: str,
           overrides: dict[str, Any] | None = None, samples_per_image: int | None = None,
-          num_samples: int | None = None) -> dict[str, Any]:
+          num_samples: int | None = None, data: tuple[str, str | None, int | None] | None = None) -> dict[str, Any]:
     metrics = Path(params.metrics)
     commit = git_commit(ignore=RUN_WRITES, outputs=RUN_OUTPUTS)
     caption = f"Profile {profile}; data {data_source}; commit {commit[:12]}"
@@ -272,7 +312,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
     for t in extra_csv:
         write_text(out / "tables" / f"{t.name}.csv", to_csv(t))
     parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds"),
-                    params.timings),
+                    params.timings, data),
              "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
@@ -323,9 +363,18 @@ def style_weights(synthetic: Path) -> set[str]:
     return out
 
 
+def _count_pairs(real: Path) -> int | None:
+    try:
+        return len(list_pairs(real))
+    except (OSError, UserError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     stage = Stage("report", __doc__.split("\n\n")[0], ReportParams)
-    stage.parser.add_argument("--out", default=None, help="the report folder (default: reports/<profile>)")
+    stage.parser.add_argument("--out", default=None, help="the profile's report folder (default: reports/<profile>); "
+                              "a run on other data than the profile's own writes beside it, in "
+                              "<profile>-<source>[-<folder name>] (HOME_DATA)")
 
     def work(args, params: ReportParams) -> None:
         profile = active_profile(args.params)
@@ -338,9 +387,17 @@ def main(argv: list[str] | None = None) -> int:
         spi = load_section("segment", SegmentParams, args.params).grid_b.samples_per_image
         num_samples = load_section("generate", GenerateParams, args.params).num_samples
         source = data.source if data.source != "folder" else f"folder {data.folder}"
-        out = Path(args.out or f"reports/{profile}")
+        pairs = _count_pairs(Path(params.real))
+        home = Path(args.out or f"reports/{profile}")
+        out = home.parent / report_folder(profile, data.source, data.folder) if home.name == profile else home
+        if out != home:
+            print(f"report: data {data.source} is not the {profile} profile's own "
+                  f"({HOME_DATA.get(profile, ('?',))[0]}): writing {out}/, {home}/ is left as it is", file=sys.stderr)
+        if out.is_dir():  # what DVC did before running when the folder was not `persist`
+            shutil.rmtree(out)
         with stage_run("report", params, enabled=params.track) as run:
-            summary = build(params, out, profile, source, overrides_vs_head(args.params), spi, num_samples)
+            summary = build(params, out, profile, source, overrides_vs_head(args.params), spi, num_samples,
+                            (data.source, data.folder, pairs))
             index = write_index(out.parent)
             log_report_artifacts(run, out)  # the page, figures and tables, for the UI (issue 17)
         print(f"report: {summary['tables']} tables, {summary['figures']} figures -> {out}/README.md (index {index})"
