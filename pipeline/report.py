@@ -274,7 +274,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
     summary, style = quality_summary(metrics / "quality"), style_weights(Path(params.synthetic))
     claims = claims_frame(load_per_image(metrics / "segmentation"), summary.get("sets", {}), style,
-                          summary.get("gan_by_k", {}))
+                          summary.get("gan_by_k", {}), gan_claim=summary.get("gan_claim"))
     claims["network weights"] = claim_weights(seg, provenance, style)
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
                         caption, params.digits, notes=[CLAIMS_NOTE, "Intervals: " + BOOT.describe() + "."]))  # fmt: skip
