@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from singanseg.errors import UserError
-from singanseg.io import sha256_file, write_text
+from singanseg.io import _respect_umask, sha256_file, write_text
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
@@ -40,6 +40,8 @@ def save_state(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     tmp = folder / f".{name}.safetensors.tmp-{os.getpid()}"
     # safetensors refuses shared or non-contiguous storage; checkpoints want plain copies anyway
     save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp))
+    # save_file creates the file 0600; weights are outputs like every other file: follow the umask
+    _respect_umask(tmp, is_dir=False)
     os.replace(tmp, st)
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors_sha256": sha256_file(st), **meta}
     write_text(folder / f"{name}.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")

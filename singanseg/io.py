@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from natsort import natsorted
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from singanseg.errors import UserError
 
@@ -58,6 +58,10 @@ class MaskInfo:
 def _open(path: Path, max_pixels: int | None = None) -> Image.Image:
     """Open and decode an image; `max_pixels` is checked on the header, before decoding."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image file")
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path}: broken symbolic link (its target {os.readlink(path)!r} does not exist)")
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
@@ -68,6 +72,9 @@ def _open(path: Path, max_pixels: int | None = None) -> Image.Image:
                 f"max_input_pixels ({max_pixels}); downscale it first or raise the limit"
             )
         im.load()  # PIL opens lazily: decoding is where truncation shows
+        # A phone or viewer-rotated JPEG stores its pixels unrotated plus an EXIF
+        # Orientation tag: read it as displayed, where a mask drawn on it is aligned.
+        im = ImageOps.exif_transpose(im)
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (PIL cannot identify it)") from None
     except Image.DecompressionBombError as e:  # not an OSError: PIL's own guard (> 2x MAX_IMAGE_PIXELS)
@@ -161,7 +168,13 @@ def read_pairs(
 def _index(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file():
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink() and not p.exists() and p.suffix.lower() in IMAGE_SUFFIXES:
+            # not silently: a dataset with a dangling link is short of a pair the user expects
+            log.warning("%s: broken symbolic link (target %r does not exist); skipped", p, os.readlink(p))
+            continue
+        if not p.is_file():
             continue
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             continue

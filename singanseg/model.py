@@ -17,6 +17,7 @@ scale, so a resumed run continues the exact random stream of an uninterrupted on
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 from pathlib import Path
@@ -194,6 +195,24 @@ def config_of(meta: dict[str, Any], folder: Path) -> SinGANConfig:
         raise CheckpointError(f"incompatible model: {e}") from None
 
 
+# noise_amp = noise_amp_init * RMSE(reconstruction, real) (training.py), the RMSE of images
+# in [-1, 1] at most 2; far above that is no trained value but a corrupted record.
+NOISE_AMP_MAX = 100.0
+
+
+def _noise_amp(meta: dict[str, Any], path: Path) -> float:
+    """A scale record's noise_amp, checked: a number, finite, 0 <= noise_amp <= NOISE_AMP_MAX."""
+    value = meta.get("noise_amp")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CheckpointError(f"{path}: noise_amp: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= NOISE_AMP_MAX:
+        raise CheckpointError(
+            f"{path}: noise_amp: must be finite and in [0, {NOISE_AMP_MAX:g}], got {value!r} (a corrupted record; retrain the scale)"
+        )
+    return value
+
+
 def load_scale(folder: Path, n: int, cfg: SinGANConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Scale n's frozen G (eval), D, z_opt, real (on `device`), rng state (CPU) and metadata."""
     tensors, meta = load_state(folder, scale_name(n))
@@ -214,7 +233,7 @@ def load_scale(folder: Path, n: int, cfg: SinGANConfig, device: str | torch.devi
         "z_opt": tensors["z_opt"].to(device),
         "real": tensors["real"].to(device),
         "rng_state": tensors["rng_state"],
-        "noise_amp": float(meta["noise_amp"]),
+        "noise_amp": _noise_amp(meta, folder / f"{scale_name(n)}.json"),
         "losses": meta.get("losses", {}),
         "seconds": read_timing(folder / f"{scale_name(n)}.json").get("seconds"),
     }
@@ -255,6 +274,19 @@ class SinGANSeg:
             )
         cfg = config_of(meta, folder)
         scales = [load_scale(folder, n, cfg, device) for n in range(int(meta["finished_scales"]))]
+        # model.json records every scale's noise_amp too: an edited scale record (or an
+        # edited model.json) no longer matches the other, and is refused, not sampled from.
+        recorded = meta.get("noise_amp")
+        for n, s in enumerate(scales):
+            if not isinstance(recorded, list) or n >= len(recorded) or recorded[n] != s["noise_amp"]:
+                got = recorded[n] if isinstance(recorded, list) and n < len(recorded) else None
+                raise CheckpointError(
+                    f"{folder / f'{scale_name(n)}.json'}: noise_amp: {s['noise_amp']!r} does not match "
+                    f"{MODEL_JSON}'s noise_amp[{n}] ({got!r}); the model folder was edited or corrupted"
+                )
+        sf = meta["pyramid"].get("scale_factor")
+        if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not (math.isfinite(sf) and 0 < sf < 1):
+            raise CheckpointError(f"{folder / MODEL_JSON}: pyramid.scale_factor: must be a number in (0, 1), got {sf!r}")
         shapes = [list(s["real"].shape[2:]) for s in scales]
         if shapes != meta["pyramid"]["shapes"][: len(scales)]:
             raise CheckpointError(

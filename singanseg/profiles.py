@@ -47,7 +47,7 @@ def resolve(
         raise ConfigError(f"{where}: profiles: expected a mapping of profile name -> overlay")
     name = profile or raw.get("profile") or "paper"
     if name not in profiles and name != "paper":
-        raise ConfigError(f"{where}: profile: unknown profile {name!r} (known: {', '.join(['paper', *profiles])})")
+        raise ConfigError(f"{where}: profile: unknown profile {name!r} (known: {', '.join(['paper', *[p for p in profiles if p != 'paper']])})")
     base = {k: v for k, v in raw.items() if k not in RESERVED}
     overlay = profiles.get(name) or {}
     for section in overlay:

@@ -66,6 +66,9 @@ def pair_ids(real_ids, fake_ids, where: str = "sifid") -> list[tuple[str, str]]:
     pairs = []
     known = set(real)
     for f in fake:
+        if f in known:  # an exact id first: a real `x_1` is the pair of synthetic `x_1`, not `x`
+            pairs.append((f, f))
+            continue
         src, sep, n = f.rpartition("_")
         if not sep or not n.isdigit() or src not in known:
             raise InputError(
