@@ -70,7 +70,7 @@ from singanseg.ckpt import (
 )
 from singanseg.io import check_plain_name, write_png
 from singanseg.progress import Progress
-from singanseg.tracking import Tracker, or_null
+from singanseg.tracker import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, replace, to_mapping
 
 log = logging.getLogger("baselines")
@@ -282,7 +282,7 @@ def train(
     `stop_at` ends this call after that many iterations in total, with a checkpoint (for
     time-sliced jobs and the resume test); it returns None then, else the trained model.
     Losses are averaged over `log_every` iterations and logged to `tracker` if given
-    (singanseg.tracking; the pipeline hands in its MLflow run).
+    (singanseg.tracker; the pipeline hands in its MLflow run).
     """
     from tqdm import tqdm
 

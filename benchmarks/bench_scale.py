@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from singanseg.batched import Member, train_scale_batched
 from singanseg.config import SinGANConfig, preset
-from singanseg.models import init_models
+from singanseg.networks import init_models
 from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.training import Frozen, pad, train_scale
+from singanseg.training_batched import Member, train_scale_batched
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg-200"
 

@@ -28,7 +28,7 @@ import torch
 
 from singanseg.config import SinGANConfig
 from singanseg.io import list_pairs, read_image, read_mask
-from singanseg.models import init_models
+from singanseg.networks import init_models
 from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.training import (
     Frozen,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from singanseg.config import SinGANConfig
-from singanseg.models import init_models
+from singanseg.networks import init_models
 
 
 def per_call_ms(fn, n: int) -> float:

@@ -72,7 +72,7 @@ ray_rc=$?
 echo "gpu_check: Ray, 4 smoke models at 0.25 GPU per task: exit $ray_rc" | tee -a "$OUT.ray"
 rm -rf "$RAYDIR"
 # the whole paper run priced on this GPU: every dvc.yaml stage's unit at the paper sizes
-# (pipeline/plan.py; needs the segment / metrics dependencies and real pairs in $PLAN_DATA)
+# (pipeline/plan/cli.py; needs the segment / metrics dependencies and real pairs in $PLAN_DATA)
 PLAN_DATA=${PLAN_DATA:-../shared/data/kvasir-seg-200}
 timeout 900 "$PY" -m pipeline.plan --profile paper --calibrate --device cuda --data "$PLAN_DATA" \
   > "$OUT.plan" 2> "$OUT.plan.err"

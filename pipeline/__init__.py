@@ -65,7 +65,7 @@ def _guard() -> None:
     if not os.environ.get(_GUARD):
         for python in _candidates():
             env = dict(os.environ, **{_GUARD: "1"})
-            # the stage's children (`python -m ...` inside pipeline.timed) find the same one.
+            # the stage's children (`python -m ...` inside pipeline.infra.timed) find the same one.
             # abspath, not realpath: a venv's python is a link, and its bin/ is what counts
             env["PATH"] = os.path.dirname(os.path.abspath(python)) + os.pathsep + env.get("PATH", "")
             orig = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]

@@ -15,11 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.infra.mlflow_tracker import log_metrics, stage_run
 from pipeline.stage import Stage
-from pipeline.tracking import log_metrics, stage_run
 from singanseg.io import InputError, atomic_dir
-from singanseg.model import SinGANSeg
 from singanseg.sample import SampleError, write_pairs
+from singanseg.saved_model import SinGANSeg
 from singanseg.typed import ConfigError
 
 

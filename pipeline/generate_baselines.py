@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from baselines.common import GANS, load, to_pairs, write_samples
+from pipeline.infra.mlflow_tracker import log_metrics, stage_run
 from pipeline.stage import Stage
-from pipeline.tracking import log_metrics, stage_run
 from pipeline.train_baselines import (
     BaselinesParams,
     _child,

@@ -8,7 +8,7 @@ Reads `data/real` and every synthetic set present (design notes, stage table):
                                              samples `<gan>_<n>` (paper.md section 6)
 
 and writes `metrics/quality/` and, for `dvc metrics` / `dvc plots`, `metrics/headline/quality.json`
-and `sifid_by_style.csv` (pipeline/headline.py):
+and `sifid_by_style.csv` (pipeline/results/headline.py):
 
     summary.json                  one entry per set (DVC metrics file)
     <set>.json                    every number of one set, its options and weights provenance
@@ -41,7 +41,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.headline import HEADLINE_DIR, write_quality
+from pipeline.infra.mlflow_tracker import child_run, log_metrics, stage_run
 from pipeline.metrics import equal_k, fair
 from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import image_index
@@ -50,8 +50,8 @@ from pipeline.metrics.lpips_diversity import LPIPSOptions
 from pipeline.metrics.masks import MaskOptions, mask_summary
 from pipeline.metrics.registry import MetricContext, calc_metric
 from pipeline.metrics.sifid import SIFIDOptions
+from pipeline.results.headline import HEADLINE_DIR, write_quality
 from pipeline.stage import Stage
-from pipeline.tracking import child_run, log_metrics, stage_run
 from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
 from singanseg.progress import Progress
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.params import DEFAULT_PARAMS, load_section
+from pipeline.infra.params import DEFAULT_PARAMS, load_section
 from singanseg.errors import UserError, message_for_cli
 
 

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.params import active_profile
+from pipeline.infra.mlflow_tracker import log_metrics, stage_run
+from pipeline.infra.params import active_profile
 from pipeline.stage import Stage
-from pipeline.tracking import log_metrics, stage_run
 from singanseg.device import resolve_device
-from singanseg.style import (
+from singanseg.style_transfer import (
     Backbone,
     StyleConfig,
     load_backbone,
     parse_ratio,
 )
-from singanseg.style_folder import stylize_folder
+from singanseg.stylize_folder import stylize_folder
 from singanseg.typed import ConfigError
 
 if TYPE_CHECKING:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baselines.common import GANS, get_gan, make_config
+from pipeline.infra.mlflow_tracker import MlflowTracker, stage_run
 from pipeline.stage import Stage
-from pipeline.tracking import MlflowTracker, stage_run
 from singanseg.device import resolve_device
 from singanseg.errors import UserError
 from singanseg.io import InputError, list_pairs
-from singanseg.tracking import or_null
+from singanseg.tracker import or_null
 from singanseg.typed import ConfigError
 
 log = logging.getLogger("pipeline.train_baselines")

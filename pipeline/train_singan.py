@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.params import load_section  # noqa: F401  (tests load a section through this module)
+from pipeline.infra.mlflow_tracker import MlflowTracker, log_metrics, stage_run
+from pipeline.infra.params import load_section  # noqa: F401  (tests load a section through this module)
 from pipeline.stage import Stage
-from pipeline.tracking import MlflowTracker, log_metrics, stage_run
 from singanseg.config import SinGANConfig
 from singanseg.executors import ExecutorConfig
-from singanseg.many import ManyResult, select_pairs, train_many
+from singanseg.train_many import ManyResult, select_pairs, train_many
 from singanseg.typed import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class SinGANStageParams:
     model: SinGANConfig = field(default_factory=SinGANConfig)
     # how the shard's images fan out (singanseg/executors.py): in-process, a process pool or Ray
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    batch: int = 1  # models trained as one batched computation (singanseg/batched.py, issue 8)
+    batch: int = 1  # models trained as one batched computation (singanseg/training_batched.py, issue 8)
     # auto = cuda when available, else cpu (singanseg/device.py); on ray: per task, as it sees
     device: str = "auto"
 
@@ -54,7 +54,7 @@ def run(
     progress: bool = True,
     exclusive_out: bool = False,
 ) -> ManyResult:
-    """Train this shard's models through the executor (`singan.executor`); see singanseg.many.
+    """Train this shard's models through the executor (`singan.executor`); see singanseg.train_many.
 
     `exclusive_out`: the out folder holds this shard's models only (dvc.yaml gives each shard
     its own persistent folder), so model folders of other ids are stale and removed.

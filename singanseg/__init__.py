@@ -24,16 +24,16 @@ _LAZY = {
     "train": "singanseg.api",
     "SinGANConfig": "singanseg.config",
     "preset": "singanseg.config",
-    "SinGANSeg": "singanseg.model",
-    "StyleConfig": "singanseg.style",
-    "stylize": "singanseg.style",
+    "SinGANSeg": "singanseg.saved_model",
+    "StyleConfig": "singanseg.style_transfer",
+    "stylize": "singanseg.style_transfer",
 }
 
 if TYPE_CHECKING:
     from singanseg.api import load, train
     from singanseg.config import SinGANConfig, preset
-    from singanseg.model import SinGANSeg
-    from singanseg.style import StyleConfig, stylize
+    from singanseg.saved_model import SinGANSeg
+    from singanseg.style_transfer import StyleConfig, stylize
 
 
 def __getattr__(name: str) -> Any:

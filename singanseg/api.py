@@ -21,7 +21,8 @@ from singanseg.ckpt import CheckpointError
 from singanseg.config import SinGANConfig
 from singanseg.device import resolve_device
 from singanseg.io import InputError, read_image, read_mask
-from singanseg.model import (
+from singanseg.pyramid import build_pyramid, to_rgba
+from singanseg.saved_model import (
     MODEL_JSON,
     SinGANSeg,
     config_of,
@@ -34,7 +35,6 @@ from singanseg.model import (
     save_scale,
     write_model_json,
 )
-from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.training import Frozen, train_scale
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""`singanseg` command line: train | sample | info | stylize (singanseg.style_folder) | train-many (singanseg.many).
+"""`singanseg` command line: train | sample | info | stylize (singanseg.stylize_folder) | train-many (singanseg.train_many).
 
 Errors the user can fix (bad input, config, checkpoint) print one line to stderr and exit 2,
 never a traceback (conventions.md "Code").
@@ -56,7 +56,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from singanseg.model import SinGANSeg
+    from singanseg.saved_model import SinGANSeg
 
     model = SinGANSeg.load(args.model, allow_incomplete=True)
     print(json.dumps(model.info(), indent=2, default=str))
@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help="trained model folder (model.json; an interrupted one too)")
     i.set_defaults(func=_info)
 
-    from singanseg.many import add_train_many_command
-    from singanseg.style_folder import add_stylize_command
+    from singanseg.stylize_folder import add_stylize_command
+    from singanseg.train_many import add_train_many_command
 
     add_stylize_command(sub)
     add_train_many_command(sub)

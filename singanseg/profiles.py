@@ -1,7 +1,7 @@
 """The suite's profiles (`paper`, `smoke`, ...), read from params.yaml: their one definition.
 
 params.yaml's top-level sections hold the paper's values and `profiles.<name>` overlays
-them (docs/design; pipeline/params.py reads the stages' sections through `resolve` below).
+them (docs/design; pipeline/infra/params.py reads the stages' sections through `resolve` below).
 The command lines' `--profile` (`singanseg train`, `train-many`, `python -m baselines
 train`) build their configs from the same file, so a profile means the same numbers in a
 stage and in a CLI. The file is the repository's params.yaml; an installed package ships

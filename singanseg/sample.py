@@ -45,7 +45,7 @@ def generate(
     gen: torch.Generator | None = None,
     batch_size: int = 8,
 ) -> torch.Tensor:
-    """`num` samples (num, 4, H, W) in [-1, 1] from a trained model (singanseg.model.SinGANSeg)."""
+    """`num` samples (num, 4, H, W) in [-1, 1] from a trained model (singanseg.saved_model.SinGANSeg)."""
     n_scales = len(model.Gs)
     if not 0 <= gen_start_scale <= n_scales:
         raise SampleError(

@@ -37,7 +37,7 @@ from torch import nn
 
 from singanseg.config import SinGANConfig
 from singanseg.imresize import imresize
-from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator, init_models
+from singanseg.networks import GeneratorConcatSkip2CleanAdd, WDiscriminator, init_models
 
 LOSS_KEYS = ("errD", "errG", "rec_loss", "D_x", "D_G_z")
 

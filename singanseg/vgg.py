@@ -4,7 +4,7 @@ One concept per module: this holds torchvision's VGG16/VGG19 `.features` (the cl
 never built), its three weight sources (ImageNet through torchvision's hub cache, a state
 dict file, a seeded random init) with the provenance record that says which one ran, and
 `read_state_dict`, the one safe reader of a weights file that `baselines/fastgan.py` (LPIPS)
-uses too. The style transfer itself (losses, Adam on the pixels) is `singanseg.style`; this
+uses too. The style transfer itself (losses, Adam on the pixels) is `singanseg.style_transfer`; this
 module knows nothing of its config, so other users of a VGG trunk need not import it.
 """
 

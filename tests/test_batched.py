@@ -1,4 +1,4 @@
-"""singanseg.batched: K models as one grouped computation equal the same K models one by one.
+"""singanseg.training_batched: K models as one grouped computation equal the same K models one by one.
 
 Equivalence is checked in float64, where it is exact: the batched loop must draw each
 model's random numbers in the single loop's order and compute the same per-model losses
@@ -18,19 +18,19 @@ import pytest
 import torch
 
 from singanseg.api import load, train
-from singanseg.batched import (
+from singanseg.config import SinGANConfig
+from singanseg.io import list_pairs, write_png
+from singanseg.networks import init_models
+from singanseg.pyramid import build_pyramid
+from singanseg.train_many import image_seed
+from singanseg.train_many_batched import train_batched
+from singanseg.training import Frozen, train_scale
+from singanseg.training_batched import (
     Member,
     stack_states,
     train_scale_batched,
     unstack_state,
 )
-from singanseg.batched_many import train_batched
-from singanseg.config import SinGANConfig
-from singanseg.io import list_pairs, write_png
-from singanseg.many import image_seed
-from singanseg.models import init_models
-from singanseg.pyramid import build_pyramid
-from singanseg.training import Frozen, train_scale
 from singanseg.typed import ConfigError
 
 TINY = dict(max_size=32, min_size=16, nfc=8, min_nfc=8, niter=4, lr_milestone=3)
@@ -158,7 +158,7 @@ def data(tmp_path):
 def test_buckets_failures_folders_and_skip(data, tmp_path, caplog):
     cfg = SinGANConfig(**{**TINY, "niter": 3})
     out = tmp_path / "models"
-    with caplog.at_level(logging.INFO, logger="singanseg.batched"):
+    with caplog.at_level(logging.INFO, logger="singanseg.training_batched"):
         results = train_batched(data, out, cfg, seed=5, batch=2)
     by_id = {r.task_id: r for r in results}
     assert [r.task_id for r in results] == ["a", "b", "c", "d_tall", "e_broken"]
@@ -241,8 +241,8 @@ def test_bad_arguments(data, tmp_path):
 def test_plan_key_predicts_the_bucket_from_headers(kvasir_dir, data, tmp_path):
     """The Ray path buckets on the driver from image headers (batched_many.plan_key); its key
     must be the one prepare's decoded pyramid gives, or the chunks would differ from local."""
-    from singanseg.batched_many import UNPLANNED, bucket_key, plan_key, prepare
     from singanseg.config import preset
+    from singanseg.train_many_batched import UNPLANNED, bucket_key, plan_key, prepare
 
     pairs = list_pairs(kvasir_dir)[:4] + list_pairs(data)[:4]
     for cfg in (preset("paper"), SinGANConfig(**TINY)):

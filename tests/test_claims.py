@@ -1,13 +1,13 @@
 """The claims table: every verdict is computed from the numbers, and follows them."""
 
-from pipeline.claims import (
+from pipeline.report.claims import (
     FAILS,
     HOLDS,
     generator_claim,
     singan_beats_gans_when_small,
     style_transfer_lowers_sifid,
 )
-from pipeline.verdicts import INCONCLUSIVE, Interval
+from pipeline.results.verdicts import INCONCLUSIVE, Interval
 
 
 def test_style_transfer_claim_is_not_testable_with_a_random_vgg():

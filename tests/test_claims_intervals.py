@@ -1,10 +1,10 @@
-"""The segmentation claims decided from per-image rows by intervals (pipeline/claims.py)."""
+"""The segmentation claims decided from per-image rows by intervals (pipeline/report/claims.py)."""
 
 import numpy as np
 import pandas as pd
 
-from pipeline.claims import claims_frame, gate, load_per_image, synthetic_close_to_real
-from pipeline.verdicts import HOLDS, Bootstrap
+from pipeline.report.claims import claims_frame, gate, load_per_image, synthetic_close_to_real
+from pipeline.results.verdicts import HOLDS, Bootstrap
 
 BOOT = Bootstrap(resamples=500, seed=0)
 

@@ -16,7 +16,7 @@ from singanseg.errors import WeightsError, message_for_cli
 def _parsers():
     import baselines.__main__ as baselines_cli
     import pipeline.metrics.__main__ as metrics_cli
-    from pipeline.feasibility import main as feasibility_main  # noqa: F401  (no positionals)
+    from pipeline.data.feasibility import main as feasibility_main  # noqa: F401  (no positionals)
     from singanseg.cli import build_parser
 
     metrics = argparse.ArgumentParser(prog="python -m pipeline.metrics")
@@ -48,7 +48,7 @@ def test_message_for_cli_rewrites_each_params_form():
 
 @pytest.mark.parametrize("module, raiser", [
     ("pipeline.metrics.__main__", "pipeline.metrics.inception"),
-    ("singanseg.style_folder", "singanseg.vgg"),
+    ("singanseg.stylize_folder", "singanseg.vgg"),
     ("baselines.__main__", "baselines.fastgan_lpips"),
     ("pipeline.segment.__main__", "pipeline.segment.model"),
 ])  # fmt: skip

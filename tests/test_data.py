@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data import DataParams, PhantomParams, assign_folds, build
+from pipeline.data.prepare import DataParams, PhantomParams, assign_folds, build
 from singanseg.io import InputError, list_pairs, read_image, read_mask
 
 

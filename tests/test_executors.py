@@ -308,11 +308,11 @@ def test_ray_batched_trains_resumes_and_skips_like_local(ray_cluster, pairs_dir,
     import torch
 
     from singanseg.api import load
-    from singanseg.batched_many import train_batched
     from singanseg.config import preset
     from singanseg.io import list_pairs
-    from singanseg.many import train_many
-    from singanseg.model import read_model_json
+    from singanseg.saved_model import read_model_json
+    from singanseg.train_many import train_many
+    from singanseg.train_many_batched import train_batched
 
     cfg = preset("smoke", **TINY_SINGAN)
     local = train_many(pairs_dir, tmp_path / "local", cfg, seed=5, batch=2, progress=False)
@@ -355,7 +355,7 @@ def test_ray_batched_trains_resumes_and_skips_like_local(ray_cluster, pairs_dir,
 
 def test_ray_batched_command_line(ray_cluster, pairs_dir, tmp_path, capsys):
     from singanseg.cli import main
-    from singanseg.model import read_model_json
+    from singanseg.saved_model import read_model_json
 
     out = tmp_path / "models"
     sets = [f"--set={k}={v}" for k, v in TINY_SINGAN.items()]
@@ -374,7 +374,7 @@ def test_ray_batched_task_failure_fails_its_chunk_only(ray_cluster, pairs_dir, t
     import torch
 
     from singanseg.config import preset
-    from singanseg.many import train_many
+    from singanseg.train_many import train_many
 
     if torch.cuda.is_available():
         pytest.skip("needs a worker without a GPU")

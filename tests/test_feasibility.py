@@ -7,8 +7,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from pipeline.data import assign_folds
-from pipeline.feasibility import minimum_pairs, problems
+from pipeline.data.feasibility import minimum_pairs, problems
+from pipeline.data.prepare import assign_folds
 
 
 def _params(repo_root, tmp_path, profile):

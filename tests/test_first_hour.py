@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.report import header, report_folder
+from pipeline.report.build import header, report_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_wrong_interpreter_fails_in_one_line(tmp_path):
 
 
 def test_readme_cheap_lines_in_clean_shell():
-    for cmd in (".venv/bin/python -m pipeline.feasibility", "python -m pipeline.feasibility",
+    for cmd in (".venv/bin/python -m pipeline.data.feasibility", "python -m pipeline.data.feasibility",
                 ".venv/bin/singanseg --help", ".venv/bin/python -m pipeline.plan --profile paper"):
         r = subprocess.run(cmd, shell=True, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, (cmd, r.stderr[-2000:])

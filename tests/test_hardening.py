@@ -295,7 +295,7 @@ def test_outputs_respect_the_umask(tmp_path):
 
 # 9. The data stage names every bad pair, not only the first.
 def test_data_stage_names_all_bad_pairs(tmp_path):
-    from pipeline.data import DataParams, build
+    from pipeline.data.prepare import DataParams, build
 
     src = tmp_path / "src"
     image, mask = _pair_arrays()

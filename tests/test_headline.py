@@ -1,4 +1,4 @@
-"""The headline numbers DVC compares across runs (pipeline/headline.py, issue 17 "DVC"):
+"""The headline numbers DVC compares across runs (pipeline/results/headline.py, issue 17 "DVC"):
 the segment stage writes them from its real results, dvc.yaml declares them as uncached
 metrics and plots, and real `dvc metrics show` / `dvc plots show` read them."""
 
@@ -16,8 +16,8 @@ import pytest
 import yaml
 from helpers import TINY_MODEL, TINY_TRAIN, make_project
 
-from pipeline import headline
-from pipeline.report import grid_a_table, load_segmentation
+from pipeline.report.build import grid_a_table, load_segmentation
+from pipeline.results import headline
 from pipeline.segment.__main__ import main as segment_main
 from pipeline.segment.config import GridAParams, GridBParams, SegmentParams
 from singanseg.typed import to_mapping

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data import DataParams, build
-from pipeline.kvasir import KvasirParams, fetch, safe_extract
+from pipeline.data.kvasir import KvasirParams, fetch, safe_extract
+from pipeline.data.prepare import DataParams, build
 from singanseg.io import InputError
 
 

@@ -13,8 +13,8 @@ from pipeline import quality
 from pipeline.metrics import equal_k
 from pipeline.metrics.features import image_index
 from pipeline.metrics.inception import load_inception
-from pipeline.report_quality import quality_tables
-from pipeline.tables import fill_caption_weights, to_latex, to_markdown
+from pipeline.report.quality_tables import quality_tables
+from pipeline.report.tables import fill_caption_weights, to_latex, to_markdown
 from singanseg.io import write_png
 
 # ids whose natural-sort order (img1, img2, img3, img10) differs from sorted() (img1, img10, img2)

@@ -65,7 +65,7 @@ def test_stage_writes_metrics_with_provenance(layout, mlflow_uri, monkeypatch, t
     assert dc["lpips"]["weights"] == "random-init"
     assert (out / "mask_stats/singan__gss0/r0_std.png").is_file()
     assert "random-init" in summary["provenance"]["lpips"]
-    # the headline numbers beside the cached folder, for `dvc metrics` (pipeline/headline.py)
+    # the headline numbers beside the cached folder, for `dvc metrics` (pipeline/results/headline.py)
     head = json.loads((layout / "metrics/headline/quality.json").read_text())
     assert head["sifid"] == {"singan_gss0": pytest.approx(sg["sifid"]["value"])}
     assert head["fid"]["dcgan_n2"] == pytest.approx(dc["fid"]["value"])

@@ -12,7 +12,7 @@ from torchmetrics.functional.classification import (
     binary_recall,
 )
 
-from pipeline.metrics.segmentation import EPS, SCORES, ScoreAccumulator, scores
+from pipeline.segment.scores import EPS, SCORES, ScoreAccumulator, scores
 
 
 def two_channel(prob_polyp: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.feasibility import minimum_pairs
+from pipeline.data.feasibility import minimum_pairs
 
 BIN = Path(sys.executable).parent
 README_DIR = "/path/to/your/data"

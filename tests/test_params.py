@@ -6,8 +6,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from pipeline.data import DataParams
-from pipeline.params import active_profile, load_section, params_hash
+from pipeline.data.config import DataParams
+from pipeline.infra.params import active_profile, load_section, params_hash
 from singanseg.typed import ConfigError, from_mapping, parse_sets, replace
 
 
@@ -91,7 +91,7 @@ def test_unknown_profile_and_bad_overlay(tmp_path):
 
 
 def test_repository_params_load_in_every_profile(repo_root):
-    from pipeline.params import read_yaml
+    from pipeline.infra.params import read_yaml
 
     raw = read_yaml(repo_root / "params.yaml")
     for profile in ["paper", *raw["profiles"]]:

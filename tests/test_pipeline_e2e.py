@@ -63,7 +63,7 @@ def project(repo_root, tmp_path_factory):
 
 
 def _smoke_params(root: Path) -> dict:
-    from pipeline.params import read_yaml, resolve
+    from pipeline.infra.params import read_yaml, resolve
 
     _, merged = resolve(read_yaml(root / "params.yaml"), profile="smoke")
     return merged

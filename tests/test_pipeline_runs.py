@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
 
 # a stage as the pipeline's stages open their run: stage_run with a name, a child run
 STAGE = (
-    "import sys; from pipeline.tracking import child_run, log_metrics, stage_run\n"
+    "import sys; from pipeline.infra.mlflow_tracker import child_run, log_metrics, stage_run\n"
     "with stage_run(sys.argv[1], run_name=sys.argv[2], profile='smoke') as run:\n"
     "    log_metrics(run, {'fid': 1.0})\n"
     "    with child_run(run, sys.argv[2] + '/child'): pass\n"
@@ -75,7 +75,7 @@ def test_report_run_holds_its_figures_and_tables_over_rest(tmp_path, mlflow_serv
     """Issue 17's acceptance: the report run's figures, as the UI's artifact view gets them."""
     from PIL import Image
 
-    from pipeline.tracking import log_report_artifacts, stage_run
+    from pipeline.infra.mlflow_tracker import log_report_artifacts, stage_run
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     report = tmp_path / "reports" / "smoke"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import plan as plan_mod
+from pipeline.plan import cli as plan_mod
 from singanseg.io import write_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from baselines.common import GANS, get_gan, make_config
-from pipeline.params import load_section
+from pipeline.infra.params import load_section
 from pipeline.train_baselines import BaselinesParams
 from pipeline.train_singan import SinGANStageParams
 from singanseg.config import PRESETS, SinGANConfig, preset

@@ -11,7 +11,7 @@ from pipeline.metrics.features import pooled_features
 from pipeline.metrics.frechet import frechet_distance, gaussian_statistics
 from pipeline.metrics.inception import load_inception
 from pipeline.metrics.masks import distribution
-from pipeline.verdicts import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE
+from pipeline.results.verdicts import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipeline import figures
-from pipeline.report import grid_b_table
-from pipeline.report_figures import figure_caption, grid_b_figure
+from pipeline.report import plots as figures
+from pipeline.report.build import grid_b_table
+from pipeline.report.figures import figure_caption, grid_b_figure
 
 
 def _texts(fig):

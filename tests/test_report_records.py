@@ -4,11 +4,11 @@ import json
 import subprocess
 import sys
 
-from pipeline.costs import cost_table, load_timings
-from pipeline.params import overrides_vs_head
-from pipeline.report_index import describe, write_index
-from pipeline.timed import run as timed_run
-from pipeline.tracking import git_commit
+from pipeline.infra.mlflow_tracker import git_commit
+from pipeline.infra.params import overrides_vs_head
+from pipeline.infra.timed import run as timed_run
+from pipeline.report.costs import cost_table, load_timings
+from pipeline.report.index import describe, write_index
 
 
 def test_timed_records_wall_time_exit_code_and_machine(tmp_path):
@@ -77,8 +77,8 @@ def test_index_leads_with_real_data_reports(tmp_path):
 
 def test_a_value_set_for_the_run_is_not_replaced_by_the_profile(tmp_path, capsys):
     """issue 18: `dvc exp run -S data.source=folder` under the smoke profile ran on phantom data."""
-    from pipeline.data import DataParams
-    from pipeline.params import load_section
+    from pipeline.data.config import DataParams
+    from pipeline.infra.params import load_section
 
     _git(tmp_path, "init", "-q")
     text = ("profile: smoke\ndata:\n  source: kvasir-seg\n  folder: null\n  limit: null\n"
@@ -96,7 +96,7 @@ def test_a_value_set_for_the_run_is_not_replaced_by_the_profile(tmp_path, capsys
 def test_commit_stamp_passes_over_the_commit_that_adds_a_runs_results(tmp_path):
     """issue 18 s2: the report is committed after the commit it names; a fresh clone's rerun
     at the newer HEAD must stamp the same commit, or `make demo` changes the report."""
-    from pipeline.report import RUN_OUTPUTS, RUN_WRITES
+    from pipeline.report.build import RUN_OUTPUTS, RUN_WRITES
 
     def commit(msg):
         _git(tmp_path, "add", "-A")
@@ -131,8 +131,8 @@ def test_commit_stamp_passes_over_the_commit_that_adds_a_runs_results(tmp_path):
 def test_smoke_report_leaves_out_wall_times_and_says_why(repo_root):
     """`make demo` must rewrite the committed smoke report byte for byte: no wall times there
     (report.timings: false in the smoke profile); the cpu and paper reports keep them."""
-    from pipeline.params import read_yaml, resolve
-    from pipeline.report import header
+    from pipeline.infra.params import read_yaml, resolve
+    from pipeline.report.build import header
 
     params = read_yaml(repo_root / "params.yaml")
     assert resolve(params, profile="smoke")[1]["report"]["timings"] is False

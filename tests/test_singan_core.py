@@ -13,7 +13,7 @@ from singanseg.ckpt import CheckpointError
 from singanseg.config import SinGANConfig, preset
 from singanseg.imresize import contributions, imresize_reference, imresize_torch, output_length
 from singanseg.io import InputError
-from singanseg.models import init_models
+from singanseg.networks import init_models
 from singanseg.pyramid import adjust_scales, build_pyramid, to_rgba
 from singanseg.sample import SampleError, to_uint8
 from singanseg.training import bn_repeat
@@ -138,7 +138,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path):
             assert torch.equal(va, vb), k
     assert full.noise_amps == resumed.noise_amps
     # the folders are byte for byte the same (their DVC hash too): times only in the sidecars
-    from singanseg.model import read_model_timing
+    from singanseg.saved_model import read_model_timing
 
     names = ["model.json", *(f"scale_{n}{ext}" for n in range(full.num_scales) for ext in (".json", ".safetensors"))]
     for name in names:

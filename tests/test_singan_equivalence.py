@@ -45,7 +45,7 @@ RI = pytest.importorskip("singan_seg_polyp.SinGAN.imresize")
 from singanseg import api, sample  # noqa: E402
 from singanseg.config import SinGANConfig  # noqa: E402
 from singanseg.imresize import imresize_reference  # noqa: E402
-from singanseg.models import init_models  # noqa: E402
+from singanseg.networks import init_models  # noqa: E402
 from singanseg.pyramid import build_pyramid, np2torch  # noqa: E402
 
 pytestmark = pytest.mark.reference

@@ -36,7 +36,7 @@ def test_user_error_is_one_line_and_status_2_a_bug_keeps_its_traceback(tmp_path,
 
 
 def test_work_gets_the_section_and_its_status_is_the_exit_status(tmp_path):
-    from pipeline.data import DataParams
+    from pipeline.data.config import DataParams
 
     params = tmp_path / "params.yaml"
     params.write_text("profile: p\ndata: {source: phantom}\nprofiles:\n  p: {}\n")

@@ -14,12 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-from singanseg.batched_many import plan_key
 from singanseg.config import preset
 from singanseg.executors import Skipped
 from singanseg.io import list_pairs, write_png
-from singanseg.many import image_seed
-from singanseg.model import read_model_json
+from singanseg.saved_model import read_model_json
+from singanseg.train_many import image_seed
+from singanseg.train_many_batched import plan_key
 
 TINY = dict(max_size=28, min_size=16, nfc=8, min_nfc=8, niter=2, lr_milestone=2)
 SETS = [f"--set={k}={v}" for k, v in TINY.items()]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.tables import Table, to_csv, to_latex, to_markdown, write_table
+from pipeline.report.tables import Table, to_csv, to_latex, to_markdown, write_table
 
 
 def _table():
@@ -62,7 +62,7 @@ def test_latex_compiles(tmp_path):
 
 
 def test_captions_carry_the_weights_of_their_rows_or_of_the_run():
-    from pipeline.tables import fill_caption_weights
+    from pipeline.report.tables import fill_caption_weights
 
     t = _table()
     t.mean["network weights"] = ["resnet18 RANDOM-INIT", "resnet18 RANDOM-INIT; style VGG16: imagenet", "none (no network)"]
@@ -81,7 +81,7 @@ def test_captions_carry_the_weights_of_their_rows_or_of_the_run():
 
 
 def test_small_values_keep_their_significant_figures_and_eps_noise_is_zero():
-    from pipeline.tables import format_number
+    from pipeline.report.tables import format_number
 
     assert format_number(8.039e-06) == "8.0e-06"  # an LPIPS diversity of 8e-6 is not 0.000
     assert format_number(-0.00031) == "-3.1e-04"
@@ -106,7 +106,7 @@ def test_bold_columns_say_whether_higher_or_lower_is_better():
 
 
 def test_rows_are_rendered_by_their_display_names_and_the_csv_keeps_the_keys():
-    from pipeline.names import display_name
+    from pipeline.results.names import display_name
 
     t = _table()
     t.labels = {k: display_name(k) for k in t.mean.index}
@@ -116,7 +116,7 @@ def test_rows_are_rendered_by_their_display_names_and_the_csv_keeps_the_keys():
 
 
 def test_display_names_are_said_as_a_reader_says_them():
-    from pipeline.names import display_name
+    from pipeline.results.names import display_name
 
     assert display_name("singan_st1to1/gss0") == "SinGAN-Seg, style transfer 1:1, gen_start_scale 0"
     assert display_name("singan/gss2") == "SinGAN-Seg, gen_start_scale 2"

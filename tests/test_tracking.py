@@ -10,13 +10,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline.data import DataParams, PhantomParams
-from pipeline.params import params_hash
-from pipeline.tracking import child_run, log_metrics, stage_run
+from pipeline.data.prepare import DataParams, PhantomParams
+from pipeline.infra.mlflow_tracker import child_run, log_metrics, stage_run
+from pipeline.infra.params import params_hash
 
 CHILD = """
 import sys
-from pipeline.tracking import child_run, log_metrics
+from pipeline.infra.mlflow_tracker import child_run, log_metrics
 with child_run(sys.argv[1], "worker/img7", tags={"image_id": "img7"}) as run:
     log_metrics(run, {"loss": 0.25}, step=3)
 """
@@ -79,7 +79,7 @@ def test_unreachable_server_fails_fast_in_one_line(tmp_path, monkeypatch):
     """Issue 14 item 6: MLflow's client hung ~4.5 min, then a 118-line traceback."""
     import time
 
-    from pipeline.tracking import TrackingUnreachableError, check_reachable
+    from pipeline.infra.mlflow_tracker import TrackingUnreachableError, check_reachable
 
     with pytest.raises(TrackingUnreachableError, match=r"MLFLOW_TRACKING_URI=http://127\.0\.0\.1:9: .*unset MLFLOW_TRACKING_URI"):
         check_reachable("http://127.0.0.1:9", timeout=1.0, attempts=2)

@@ -1,4 +1,4 @@
-"""singanseg.many: one model per pair, skip finished, resume partial, isolate a broken pair."""
+"""singanseg.train_many: one model per pair, skip finished, resume partial, isolate a broken pair."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from singanseg.config import preset
 from singanseg.executors import ExecutorConfig
 from singanseg.io import write_png
-from singanseg.many import _select_shard, add_train_many_command, image_seed, train_many
-from singanseg.model import read_model_json
+from singanseg.saved_model import read_model_json
+from singanseg.train_many import _select_shard, add_train_many_command, image_seed, train_many
 from singanseg.typed import ConfigError
 
 TINY = dict(max_size=28, min_size=16, nfc=8, min_nfc=8, niter=3, lr_milestone=3)
@@ -129,7 +129,7 @@ def test_resumes_a_partial_model(data, tmp_path):
 
 
 def test_retrain_incompatible_with_mlflow_child_runs(data, tmp_path, mlflow_uri):
-    from pipeline.tracking import MlflowTracker, _mlflow, stage_run
+    from pipeline.infra.mlflow_tracker import MlflowTracker, _mlflow, stage_run
 
     out = tmp_path / "models"
     # shard 0 of 2: a, c_broken

@@ -9,8 +9,8 @@ per-(experiment, fold, seed) training-run effect (sd 0.02 IoU) and per-image noi
 import numpy as np
 import pytest
 
-from pipeline import verdicts as V
-from pipeline.verdicts import (
+from pipeline.results import verdicts as V
+from pipeline.results.verdicts import (
     DOES_NOT_HOLD,
     HOLDS,
     INCONCLUSIVE,

@@ -19,7 +19,7 @@ floor, held-out reals and a gate for generators that did not learn.
   generator that learnt nothing but first and second pixel moments; `gate` marks a generator
   "did not train" unless it beats that generator by the interval.
 - `gan_claim`: "SinGAN-Seg beats the other GANs when small" decided by intervals
-  (pipeline/verdicts.py), returning (verdict, interval, which reals).
+  (pipeline/results/verdicts.py), returning (verdict, interval, which reals).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def replicates(pool: np.ndarray, fakes: Sequence[np.ndarray], k: int, metric: st
 
 
 def interval(estimate: float, reps: np.ndarray, level: float = 0.95):
-    from pipeline.verdicts import Interval
+    from pipeline.results.verdicts import Interval
 
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
     return Interval(float(estimate), float(lo), float(hi), level)
@@ -173,7 +173,7 @@ TRAINED = "trained"
 def gate(row: dict, trivial: dict, metric: str = "kid", level: float = 0.95) -> tuple[str, object]:
     """'trained' when the generator's samples are closer to the reals than the trivial generator's
     (the interval of trivial - generator lies above 0), else 'did not train'."""
-    from pipeline.verdicts import HOLDS, beats
+    from pipeline.results.verdicts import HOLDS, beats
 
     diff = difference(trivial, row, metric, level)
     return (TRAINED if beats(diff) == HOLDS else DID_NOT_TRAIN), diff
@@ -185,7 +185,7 @@ def gan_claim(rows: Sequence[dict], metric: str = "kid", level: float = 0.95, ma
     reals where both have them, else on the K training reals. Returns (verdict, interval of the
     worst K's difference FastGAN - SinGAN-Seg, which reals); NOT_TESTABLE (with the reason as the
     third element) when a baseline did not train or rows are missing."""
-    from pipeline.verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, NOT_TESTABLE, beats
+    from pipeline.results.verdicts import DOES_NOT_HOLD, HOLDS, INCONCLUSIVE, NOT_TESTABLE, beats
 
     by = {(r["k"], r["set"], r["reals"]): r for r in rows if r.get("replicates")}
     ks = sorted({k for k, s, _ in by if s == "singan/gss0" and k <= max_k})

@@ -4,7 +4,7 @@
 that are up to date (pipeline/segment/grid.py); `--experiment A/REAL --fold 1` runs one;
 `--list` prints the (experiment, fold) runs of the active params, one `NAME FOLD` a line.
 A grid run ends by writing its headline numbers, `metrics/headline/segment_<G>.{json,csv}`
-(`--headline`; pipeline/headline.py), which dvc.yaml declares as metrics and plots.
+(`--headline`; pipeline/results/headline.py), which dvc.yaml declares as metrics and plots.
 Reads params section `segment` (pipeline/segment/config.py) with the active profile.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline.params import active_profile
+from pipeline.infra.params import active_profile
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs
 from pipeline.stage import Stage
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         profile = args.profile or active_profile(args.params)
         if args.grid:
-            from pipeline.headline import write_segment
+            from pipeline.results.headline import write_segment
             from pipeline.segment.grid import run_grid
 
             summary = run_grid(args.grid, params, profile=profile)

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipeline.params import params_hash
+from pipeline.infra.params import params_hash
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs, resolve
 from pipeline.segment.run import output_paths, run_experiment

@@ -1,5 +1,5 @@
 """The segment stage's results as one long frame: the report's tables and the headline metrics
-(pipeline/headline.py) both aggregate from it, so a number means the same in both."""
+(pipeline/results/headline.py) both aggregate from it, so a number means the same in both."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def run_experiment(name: str, fold: int, params: SegmentParams, root: str | Path
 
     `extra` is merged into the record (the grid runner stores its input fingerprint there).
     """
-    from pipeline import tracking
+    from pipeline.infra import mlflow_tracker as tracking
 
     exp = parse(name, params)
     # resolve every protocol first: missing inputs fail before any training starts

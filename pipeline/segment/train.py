@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import TrainParams
+from pipeline.segment.scores import ScoreAccumulator
 from singanseg.device import resolve_device
 from singanseg.io import InputError
 from singanseg.progress import Progress

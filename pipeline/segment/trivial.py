@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
-from pipeline.metrics.segmentation import ScoreAccumulator
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.data import PairDataset
 from pipeline.segment.experiments import resolve
 from pipeline.segment.run import write_results
+from pipeline.segment.scores import ScoreAccumulator
 
 KINDS = {
     "TRIVIAL_BACKGROUND": "all-background prediction (never a polyp)",

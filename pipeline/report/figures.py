@@ -2,7 +2,7 @@
 figure's caption (what it shows, and which network weights are behind it).
 
 Every figure carries the run's mark (`figures.run_mark`: smoke run, phantom data) inside
-the image, and every name in it is said as a reader says it (`pipeline.names.display_name`).
+the image, and every name in it is said as a reader says it (`pipeline.results.names.display_name`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pipeline import figures
-from pipeline.names import display_name
+from pipeline.report import plots as figures
+from pipeline.results.names import display_name
 from singanseg.io import InputError, list_pairs, read_image, read_mask
 
 if TYPE_CHECKING:
-    from pipeline.report import ReportParams
+    from pipeline.report.config import ReportParams
 
 
 def grid_b_figure(df: pd.DataFrame, averaging: str, path: Path, mark: str = "") -> Path | None:

@@ -1,6 +1,6 @@
 """Run one DVC stage's command and record what it cost: `metrics/timings/<name>.json`.
 
-    python -m pipeline.timed <name> -- python -m pipeline.data ...
+    python -m pipeline.infra.timed <name> -- python -m pipeline.data ...
 
 Why a wrapper: a stage's wall time is a fact of the run, not of its outputs, and neither DVC
 nor every stage's MLflow run covers the whole process (some stages open their run after the
@@ -82,7 +82,7 @@ def run(name: str, cmd: list[str], root: Path = TIMINGS) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m pipeline.timed NAME -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m pipeline.infra.timed NAME -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     return run(argv[0], argv[2:])
 

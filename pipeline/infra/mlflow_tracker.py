@@ -7,7 +7,7 @@ creates the experiment once; workers only log, attaching to the stage's run thro
 processes that race SQLite's schema migration fail (environment notes), hence
 `ensure_experiment` in the driver before any worker starts.
 
-The libraries log through `singanseg.tracking.Tracker`; `MlflowTracker` below is the
+The libraries log through `singanseg.tracker.Tracker`; `MlflowTracker` below is the
 pipeline's implementation, handed to them by the stages (`MlflowTracker.of(run)`).
 
 Every stage run is tagged with the stage name, git commit, profile, a hash of its params
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.infra.params import flatten  # noqa: F401  (re-exported for old callers)
 from singanseg.typed import ConfigError, to_mapping
 
 EXPERIMENT = "singanseg"
@@ -265,15 +266,6 @@ def git_commit(cwd: str | os.PathLike | None = None, ignore: tuple[str, ...] = (
         return "unknown"
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _params_of(params: Any) -> dict[str, Any]:
@@ -304,7 +296,7 @@ def stage_run(
     if not enabled:
         yield None
         return
-    from pipeline.params import active_profile, params_hash
+    from pipeline.infra.params import active_profile, params_hash
 
     mlflow = _mlflow()
     exp_id = ensure_experiment()
@@ -377,7 +369,7 @@ def _log_batch(run_id: str, metrics: Mapping[str, float], step: int | None = Non
 
 @dataclass(frozen=True)
 class MlflowTracker:
-    """`singanseg.tracking.Tracker` on an MLflow run: picklable (a run id and the store's URI).
+    """`singanseg.tracker.Tracker` on an MLflow run: picklable (a run id and the store's URI).
 
     `uri` is the driver's store, set in whichever process logs (a worker's cwd or
     environment may differ from the driver's).

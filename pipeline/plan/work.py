@@ -1,5 +1,5 @@
 """The work of every dvc.yaml stage for a profile, in its own units, and the disk it writes
-(pipeline/plan.py prices it; this module only counts)."""
+(pipeline/plan/cli.py prices it; this module only counts)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipeline.params import load_section, read_yaml
+from pipeline.infra.params import load_section, read_yaml
 from singanseg.errors import UserError
 from singanseg.profiles import resolve
 
@@ -65,7 +65,7 @@ class Plan:
     """The profile's sections, the image count and a sample pair; one Row per stage."""
 
     def __init__(self, params: Path, profile: str | None, data: Path, images: int | None):
-        from pipeline.data import DataParams
+        from pipeline.data.config import DataParams
         from pipeline.generate import GenerateParams
         from pipeline.quality import QualityParams
         from pipeline.segment.config import SegmentParams
@@ -160,7 +160,7 @@ class Plan:
     def singan_model_bytes(self) -> float:
         import torch
 
-        from singanseg.models import init_models
+        from singanseg.networks import init_models
 
         cfg, total = self.singan.model, 0.0
         for k, (h, w) in enumerate(self.pyramid()):
@@ -265,5 +265,5 @@ def work_rows(plan: Plan, stages: list[tuple[str, str, Any]]) -> list[Row]:
         elif base == "report":
             rows.append(Row(name, "tables and figures from the metrics", {}, 5e6, 0.0, note="not calibrated: minutes at most"))
         else:
-            rows.append(Row(name, "unknown to pipeline.plan: add it to pipeline/plan_work.py", {}, 0.0, note="not priced"))
+            rows.append(Row(name, "unknown to pipeline.plan: add it to pipeline/plan/work.py", {}, 0.0, note="not priced"))
     return rows

@@ -16,7 +16,7 @@ once is not a difference: each image's loss only depends on its own pixels and A
 element-wise, so the batched result equals one-by-one runs up to float rounding.
 
 The VGG backbone and its weights live in `singanseg.vgg`; folders of images and the
-`singanseg stylize` command in `singanseg.style_folder`.
+`singanseg stylize` command in `singanseg.stylize_folder`.
 """
 
 from __future__ import annotations

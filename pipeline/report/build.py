@@ -14,45 +14,28 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline import figures
-from pipeline.claims import BOOT, claims_frame, load_per_image
-from pipeline.costs import cost_table
-from pipeline.names import display_name
-from pipeline.params import active_profile, load_section, overrides_vs_head
-from pipeline.report_figures import figure_caption, grid_b_figure, learning_curves, sample_grids
-from pipeline.report_index import write_index
-from pipeline.report_quality import quality_tables
+from pipeline.infra.mlflow_tracker import git_commit, log_report_artifacts, stage_run
+from pipeline.infra.params import active_profile, load_section, overrides_vs_head
+from pipeline.report import plots as figures
+from pipeline.report.claims import BOOT, claims_frame, load_per_image
+from pipeline.report.config import ReportParams
+from pipeline.report.costs import cost_table
+from pipeline.report.figures import figure_caption, grid_b_figure, learning_curves, sample_grids
+from pipeline.report.index import write_index
+from pipeline.report.quality_tables import quality_tables
+from pipeline.report.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
+from pipeline.results.names import display_name
 from pipeline.segment.results import SCORES, load_segmentation
 from pipeline.stage import Stage
-from pipeline.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
-from pipeline.tracking import git_commit, log_report_artifacts, stage_run
 from singanseg.errors import UserError
 from singanseg.io import list_pairs, write_text
 
 SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "recall": "Recall", "accuracy": "Accuracy"}
-
-
-@dataclass(frozen=True)
-class ReportParams:
-    metrics: str = "metrics"
-    synthetic: str = "synthetic"
-    real: str = "data/real"
-    models: str = "models/singan"  # the cost table counts models and their training seconds
-    averaging: str = "per_image"  # the paper's (smp.utils ValidEpoch) averaging; `micro` also in the CSVs
-    sample_models: int = 3  # real images shown in the sample grids (paper Fig 4, 7)
-    samples_per_model: int = 5
-    digits: int = 3
-    # the wall times (header and cost table): false leaves them out, so that a rerun writes
-    # the same report byte for byte (the smoke profile: `make demo` on a fresh clone must
-    # reproduce the committed report); the times stay in metrics/timings/ and MLflow
-    timings: bool = True
-    track: bool = True
 
 
 # ------------------------------------------------------------------ segmentation
@@ -334,7 +317,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
 NO_TIMINGS = ("- Wall times and the cost table: left out (`report.timings: false`), so that a rerun writes this "
               "report byte for byte; this run's times are in metrics/timings/ and MLflow")
 
-CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/claims.py); "
+CLAIMS_NOTE = ("Each verdict is computed from the numbers in its row by the rule beside it (pipeline/report/claims.py); "
                "it says whether the claim holds in this run, at this scale, not whether the paper's numbers are right.")
 
 
@@ -378,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work(args, params: ReportParams) -> None:
         profile = active_profile(args.params)
-        from pipeline.data import DataParams
+        from pipeline.data.config import DataParams
         from pipeline.segment.config import SegmentParams
 
         data = load_section("data", DataParams, args.params)

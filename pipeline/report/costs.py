@@ -1,7 +1,7 @@
 """What a run cost: wall seconds per stage and per unit of work, from the run's own records.
 
 Sources, all written by the run itself (never typed):
-- `metrics/timings/<stage>.json` (pipeline/timed.py): each stage command's wall seconds and
+- `metrics/timings/<stage>.json` (pipeline/infra/timed.py): each stage command's wall seconds and
   the machine it ran on (cores, CPU, GPUs);
 - the units of work, counted in the stage's outputs: SinGAN-Seg models (`model.json`; each
   scale's training seconds are in its sidecar `model.timing.json`), synthetic pairs,
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.tables import Table
+from pipeline.report.tables import Table
 from singanseg.io import TIMING_SUFFIX
-from singanseg.model import read_model_timing
+from singanseg.saved_model import read_model_timing
 
 # dvc.yaml's stage order; a timing file is `<stage>.json` or `<stage>_<item>.json`
 STAGES = ("data", "train_singan", "generate", "stylize", "train_baselines", "generate_baselines", "quality", "segment")

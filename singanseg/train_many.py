@@ -8,7 +8,7 @@ skipped without loading a tensor, a partial one resumes after its last finished 
 (singanseg.api.train), and a folder trained with another config or input is reported
 failed with the trainer's own message rather than overwritten. One broken pair fails
 alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
-models train as one batched computation (singanseg.batched_many), in this process or as one
+models train as one batched computation (singanseg.train_many_batched), in this process or as one
 Ray task per batch, with the same skip, resume and failure rules.
 """
 
@@ -39,9 +39,9 @@ from singanseg.executors import (
     summarize,
 )
 from singanseg.io import Pair, list_pairs, write_text
-from singanseg.model import MODEL_JSON, config_of, read_model_json
 from singanseg.progress import Progress
-from singanseg.tracking import Tracker, or_null
+from singanseg.saved_model import MODEL_JSON, config_of, read_model_json
+from singanseg.tracker import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
 # the run record (per-model seconds, the dated history of runs): it changes on every run, so
@@ -90,7 +90,7 @@ def train_one(
     config, seed or input and trains afresh (for DVC stages, whose rerun means the inputs
     changed); `error` (the library's default) leaves it alone and fails the task.
     `tracker`: log the per-scale metrics into a child run named after the model folder
-    (singanseg.tracking; the pipeline hands in its MLflow run). `device` is resolved in the
+    (singanseg.tracker; the pipeline hands in its MLflow run). `device` is resolved in the
     worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
     that GPU there and the CPU in a task without one.
     """
@@ -167,10 +167,10 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` K > 1 trains K models at a time as one batched computation (singanseg.batched:
+    `batch` K > 1 trains K models at a time as one batched computation (singanseg.training_batched:
     grouped convolutions, exactly the single-model algorithm per model): in this process with
     executor local, one Ray task per chunk of up to K same-shape models with executor ray
-    (singanseg.batched_many.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
+    (singanseg.train_many_batched.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
     keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker; the batched paths
@@ -211,12 +211,12 @@ def train_many(
         for p in pairs
     ]
     if batch > 1 and ex_cfg.executor == "ray":
-        from singanseg.batched_many import train_batched_tasks
+        from singanseg.train_many_batched import train_batched_tasks
 
         results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
                                       on_incompatible=on_incompatible, device=device, progress=progress)  # fmt: skip
     elif batch > 1:
-        from singanseg.batched_many import train_batched
+        from singanseg.train_many_batched import train_batched
 
         results = train_batched(pairs, out_dir, cfg, seed=seed, batch=batch, on_incompatible=on_incompatible,
                                 device=local_device, progress=progress)  # fmt: skip

@@ -37,7 +37,7 @@ class Table:
     # rows shown for reference (the TRIVIAL segmenters) never compete for bold
     reference_rows: set = field(default_factory=set)
     weights: str = ""  # network weights behind the numbers, as the caption says them ("" = none recorded)
-    # row and column labels as a reader says them (pipeline/names.py) in Markdown and LaTeX;
+    # row and column labels as a reader says them (pipeline/results/names.py) in Markdown and LaTeX;
     # the CSV keeps the keys params.yaml and metrics/ use
     labels: dict[str, str] = field(default_factory=dict)
     col_digits: dict[str, int] = field(default_factory=dict)  # decimals per column where not `digits`

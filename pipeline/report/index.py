@@ -1,6 +1,6 @@
 """`reports/README.md`: the index of every profile's report, real data first.
 
-Each profile's run writes `reports/<profile>/README.md` (pipeline/report.py); this index is
+Each profile's run writes `reports/<profile>/README.md` (pipeline/report/build.py); this index is
 rebuilt from what those pages say about themselves (their header lines), so it never states
 anything its reports do not. Reports on real data lead; a report on phantom data is listed
 as the plumbing check it is.

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import figures
-from pipeline.names import GENERATORS as GAN_NAMES
-from pipeline.names import display_name
-from pipeline.tables import Table
+from pipeline.report import plots as figures
+from pipeline.report.tables import Table
+from pipeline.results.names import GENERATORS as GAN_NAMES
+from pipeline.results.names import display_name
 
 _ST = re.compile(r"^singan(?:_st(?P<c>\d+)to(?P<s>\d+))?/gss(?P<gss>\d+)$")
 _GAN = re.compile(r"^(?P<gan>[a-z0-9_]+)/n(?P<k>\d+|all)$")

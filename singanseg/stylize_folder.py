@@ -1,6 +1,6 @@
 """Style transfer of whole folders, and the `singanseg stylize` command line.
 
-One concept per module: `singanseg.style` is the paper's style transfer of an image (or a
+One concept per module: `singanseg.style_transfer` is the paper's style transfer of an image (or a
 batch of tensors); this module is the file layout around it (content `images/<srcid>_<n>`
 + `masks/`, style `<srcid>.*`, an atomic output folder with provenance.json) and the CLI
 that drives either. It imports the core; the core never imports it.
@@ -33,7 +33,7 @@ from singanseg.io import (
     write_text,
     write_timing,
 )
-from singanseg.style import (
+from singanseg.style_transfer import (
     RATIO_PRESETS,
     Backbone,
     StyleConfig,

@@ -26,7 +26,7 @@ at every scale the stacked nets are rebuilt from the per-model weights (copied f
 previous scale when nfc is unchanged, training.py::train) and split back afterwards, so
 a model that fails to save drops out at the next scale and the others go on.
 
-Model folders, bucketing, resume and failure isolation: singanseg.batched_many.
+Model folders, bucketing, resume and failure isolation: singanseg.train_many_batched.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from torch import nn
 
 from singanseg.config import SinGANConfig
 from singanseg.imresize import imresize
-from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator, init_models
+from singanseg.networks import GeneratorConcatSkip2CleanAdd, WDiscriminator, init_models
 from singanseg.pyramid import ScaleSpec
 from singanseg.training import LOSS_KEYS, bn_repeat, make_optimizers, pad
 

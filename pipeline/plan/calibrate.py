@@ -93,9 +93,9 @@ def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float) -> dict
     The scales are trained for real (one iteration each), so scale n runs on top of the
     frozen generators of scales < n as in a real run. Returns the model too (generate's unit).
     """
-    from singanseg.model import SinGANSeg
-    from singanseg.models import init_models
+    from singanseg.networks import init_models
     from singanseg.pyramid import build_pyramid
+    from singanseg.saved_model import SinGANSeg
     from singanseg.training import (
         Frozen,
         draw_concat,
@@ -155,9 +155,9 @@ def generate(model, device: torch.device, budget_s: float, n: int = 4) -> float:
 
 
 def stylize(params, content: np.ndarray, style: np.ndarray, device: torch.device, budget_s: float) -> float:
-    """Seconds per image per Adam step (singanseg.style.transfer_style_tensors), VGG at the
+    """Seconds per image per Adam step (singanseg.style_transfer.transfer_style_tensors), VGG at the
     generated samples' size, `batch_size` images per pass as the stage; random-init VGG."""
-    from singanseg.style import StyleConfig, load_backbone, transfer_style_tensors
+    from singanseg.style_transfer import StyleConfig, load_backbone, transfer_style_tensors
 
     b = params.batch_size
     cfg = StyleConfig(vgg_model=params.vgg_model, weights="random", download=False, layers=params.layers, capture=params.capture)

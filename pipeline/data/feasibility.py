@@ -9,7 +9,7 @@ protocol's last `clean_val_fraction` of it), `pipeline/train_baselines.py` (subs
 than the data), `baselines/data.py` (at least one batch of pairs).
 
 `minimum_pairs` turns the same checks into the smallest number of pairs a profile accepts
-(README "Your own data" quotes it; `python -m pipeline.feasibility` prints it per profile).
+(README "Your own data" quotes it; `python -m pipeline.data.feasibility` prints it per profile).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.params import load_section
+from pipeline.infra.params import load_section
 from singanseg.errors import UserError
 
 # more pairs than any profile needs; minimum_pairs searches up to here
@@ -45,7 +45,7 @@ class Sections:
 
     @classmethod
     def load(cls, params_path: str | os.PathLike = "params.yaml", profile: str | None = None) -> Sections:
-        from pipeline.data import DataParams
+        from pipeline.data.config import DataParams
         from pipeline.generate import GenerateParams
         from pipeline.segment.config import SegmentParams
         from pipeline.train_baselines import BaselinesParams
@@ -62,7 +62,7 @@ def problems(folds: dict[str, int], params_path: str | os.PathLike = "params.yam
 
 
 def fold_sizes(n: int, folds: int) -> Counter:
-    """{fold: size} of n ids split as pipeline/data.py::assign_folds does (np.array_split;
+    """{fold: size} of n ids split as pipeline/data/prepare.py::assign_folds does (np.array_split;
     a shuffled split has the same sizes)."""
     return Counter({f: len(c) for f, c in enumerate(np.array_split(np.arange(n), folds)) if len(c)})
 
@@ -132,7 +132,7 @@ def check(folds: dict[str, int], params_path: str | os.PathLike = "params.yaml")
     sec = Sections.load(params_path)
     found = problems_of(Counter(folds.values()), sec)
     if found:
-        from pipeline.params import active_profile
+        from pipeline.infra.params import active_profile
 
         need = minimum_pairs(params_path)
         raise InfeasibleData(f"{params_path}: the data cannot feed the configured experiments "
@@ -141,12 +141,12 @@ def check(folds: dict[str, int], params_path: str | os.PathLike = "params.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.feasibility [--params params.yaml]`: the minimum pairs per profile."""
+    """`python -m pipeline.data.feasibility [--params params.yaml]`: the minimum pairs per profile."""
     import argparse
 
-    from pipeline.params import read_yaml
+    from pipeline.infra.params import read_yaml
 
-    ap = argparse.ArgumentParser(prog="python -m pipeline.feasibility", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m pipeline.data.feasibility", description=main.__doc__)
     ap.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     args = ap.parse_args(argv)
     try:

@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,7 +72,6 @@ def load_section(
 def set_for_this_run(raw: dict[str, Any], profile: str, section: str,
                      path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (the value set for this run, the profile's value)} where they conflict."""
-    from pipeline.tracking import flatten
 
     overlay = flatten({section: ((raw.get("profiles") or {}).get(profile) or {}).get(section) or {}})
     if not overlay:
@@ -100,7 +100,6 @@ def overrides_vs_head(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any
     """
     import yaml
 
-    from pipeline.tracking import flatten
 
     path = Path(path)
     try:
@@ -113,3 +112,16 @@ def overrides_vs_head(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any
     head = flatten(yaml.safe_load(shown.stdout) or {})
     now = flatten(read_yaml(path))
     return {k: now.get(k) for k in sorted(set(head) | set(now)) if head.get(k) != now.get(k)}
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys (`segment.model.encoder`): params.yaml's
+    sections as `dvc exp run -S` and MLflow name them."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -27,7 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.names import GRID_B_EXP, SINGAN_SET  # the set and experiment names, parsed once
+from pipeline.results.names import (  # the set and experiment names, parsed once
+    GRID_B_EXP,
+    SINGAN_SET,
+)
 from pipeline.segment.results import load_segmentation
 from singanseg.io import write_text
 

@@ -1,8 +1,8 @@
 """Experiment tracking as the libraries see it: a small logger handed in by the caller.
 
-The method (`singanseg.many`, `singanseg.batched_many`) and the baseline GANs log
+The method (`singanseg.train_many`, `singanseg.train_many_batched`) and the baseline GANs log
 per-scale and per-iteration numbers, but they do not know where the numbers go: the
-pipeline hands in its MLflow logger (`pipeline.tracking.MlflowTracker`), a library user
+pipeline hands in its MLflow logger (`pipeline.infra.mlflow_tracker.MlflowTracker`), a library user
 hands in nothing (`NULL_TRACKER`) or an implementation of their own. A tracker travels
 to executor workers inside task kwargs, so an implementation must be picklable (a run id
 and a store address, not an open client).

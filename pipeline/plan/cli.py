@@ -8,7 +8,7 @@ Lists every stage of dvc.yaml (foreach expanded, DVC's names: `train_singan@0`,
 `--profile`) with its work in its own units (models x scales x iterations, samples,
 style-transfer images x steps, GAN iterations, UNet++ trainings x epochs x images, metric
 passes) and an estimate of the disk it writes. `--calibrate` times each stage's unit of work
-at the profile's real sizes on `--pairs` real pairs of `--data` (pipeline/plan_calibrate.py),
+at the profile's real sizes on `--pairs` real pairs of `--data` (pipeline/plan/calibrate.py),
 records its peak memory and extrapolates to hours on this machine, serially (one process,
 torch's threads; executor fan-out and batching not modelled, so a multi-job run is faster).
 Networks are random-init (pretrained weights may not be here; timing is the same).
@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.params import DEFAULT_PARAMS
-from pipeline.plan_work import Plan, Row, _human_bytes, dvc_stages, work_rows
+from pipeline.infra.params import DEFAULT_PARAMS
+from pipeline.plan.work import Plan, Row, _human_bytes, dvc_stages, work_rows
 from singanseg.errors import UserError
 from singanseg.typed import ConfigError
 
 
 def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_s: float, log) -> None:
-    """Fill hours and peak memory of every row from timed units (pipeline/plan_calibrate.py)."""
+    """Fill hours and peak memory of every row from timed units (pipeline/plan/calibrate.py)."""
     import torch
 
-    from pipeline import plan_calibrate as cal
+    from pipeline.plan import calibrate as cal
     from singanseg.device import resolve_device
 
     if plan.rgba is None:

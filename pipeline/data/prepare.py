@@ -19,15 +19,14 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from pipeline import feasibility, kvasir, phantom
+from pipeline.data import feasibility, kvasir, phantom
+from pipeline.data.config import DataParams, PhantomParams  # noqa: F401
+from pipeline.infra.mlflow_tracker import log_metrics, stage_run
 from pipeline.stage import Stage
-from pipeline.tracking import log_metrics, stage_run
 from singanseg.io import (
     InputError,
     atomic_dir,
@@ -38,43 +37,12 @@ from singanseg.io import (
     write_png,
     write_text,
 )
-from singanseg.typed import ConfigError
 
 MANIFEST_FIELDS = (
     "id", "source", "source_image", "source_mask", "source_image_sha256", "source_mask_sha256",
     "width", "height", "foreground_fraction", "empty_mask", "mask_nonbinary_px", "mask_ambiguous_px",
     "image_sha256", "mask_sha256",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PhantomParams:
-    count: int = 24
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class DataParams:
-    # paper.md section 3: the 1000 HyperKvasir/Kvasir-SEG polyp images with expert masks
-    source: Literal["phantom", "kvasir-seg", "folder"] = "kvasir-seg"
-    folder: str | None = None  # for source: folder; holds images/ and masks/
-    limit: int | None = None  # keep only the first N ids (natural-sort order); null = all
-    folds: int = 3  # paper.md section 3: 3-fold cross-validation
-    # paper.md section 3: `np.array_split` of the ids in natural-sort order into consecutive folds
-    # (notebooks/generate_fold_csvs.ipynb); `shuffled` is our option (seeded permutation first)
-    fold_mode: Literal["sequential", "shuffled"] = "sequential"
-    fold_seed: int = 0
-    phantom: PhantomParams = field(default_factory=PhantomParams)
-    kvasir: kvasir.KvasirParams = field(default_factory=kvasir.KvasirParams)
-    track: bool = True  # log the stage to MLflow
-
-    def validate(self, where: str) -> None:
-        if self.source == "folder" and not self.folder:
-            raise ConfigError(f"{where}.folder: required when source is 'folder'")
-        if self.folds < 1:
-            raise ConfigError(f"{where}.folds: must be >= 1, got {self.folds}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"{where}.limit: must be >= 1 or null, got {self.limit}")
 
 
 def assign_folds(ids: list[str], folds: int, mode: str = "sequential", seed: int = 0) -> dict[str, int]:
@@ -109,7 +77,7 @@ def build(params: DataParams, out: Path, check=None) -> list[dict]:
     """Write `out/real/` and `out/folds.csv`; returns the manifest rows.
 
     `check(folds)`: called with {id: fold} before anything is written for good; an error it
-    raises keeps the previous outputs (pipeline/feasibility.py: can the data feed the grids?).
+    raises keeps the previous outputs (pipeline/data/feasibility.py: can the data feed the grids?).
     """
     if params.source == "phantom":
         records = _records_from_phantom(params.phantom, params.limit)

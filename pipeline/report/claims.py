@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import verdicts as V
-from pipeline.names import display_name
+from pipeline.results import verdicts as V
+from pipeline.results.names import display_name
 from singanseg.io import InputError
 
 HOLDS, FAILS = "holds", "does not hold"

@@ -1,4 +1,4 @@
-"""Train many SinGAN-Seg models K at a time with singanseg.batched (issue 8, items 1 and 3).
+"""Train many SinGAN-Seg models K at a time with singanseg.training_batched (issue 8, items 1 and 3).
 
 Output: the folders singanseg.api.train writes (scale_<n>.safetensors/json with the
 model's rng state, model.json after every finished scale); `api.load` reads them and
@@ -31,14 +31,13 @@ from pathlib import Path
 import torch
 
 from singanseg.api import IncompatibleModelError, finished_model, read_inputs
-from singanseg.batched import Member, train_scale_batched
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
 from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
 from singanseg.imresize import output_length
 from singanseg.io import Pair, list_pairs
-from singanseg.many import image_seed
-from singanseg.model import (
+from singanseg.pyramid import adjust_scales, build_pyramid
+from singanseg.saved_model import (
     MODEL_JSON,
     config_of,
     incompatibilities,
@@ -50,12 +49,13 @@ from singanseg.model import (
     save_scale,
     write_model_json,
 )
-from singanseg.pyramid import adjust_scales, build_pyramid
+from singanseg.train_many import image_seed
 from singanseg.training import check_losses_finite
+from singanseg.training_batched import Member, train_scale_batched
 from singanseg.typed import ConfigError, to_mapping
 
-# Logs as it did inside singanseg.batched, so logging set up for it still applies.
-log = logging.getLogger("singanseg.batched")
+# Logs as it did inside singanseg.training_batched, so logging set up for it still applies.
+log = logging.getLogger("singanseg.training_batched")
 
 
 # --- model folders: the checks and records of singanseg.api.train ----------------------
@@ -71,7 +71,7 @@ def prepare(
 ):
     """A Member ready to train from its next scale, or Skipped when its model is complete.
 
-    Same rules as singanseg.many.train_one + singanseg.api.train: a complete model of the
+    Same rules as singanseg.train_many.train_one + singanseg.api.train: a complete model of the
     same config and seed is skipped unread; another config, seed or input raises
     IncompatibleModelError (or, with on_incompatible 'retrain', the folder is replaced).
     """
@@ -169,7 +169,7 @@ def train_batched(
 ) -> list[TaskResult]:
     """Train `out_dir/<id>/` for every pair, `batch` models at a time; one TaskResult per pair.
 
-    The semantics of singanseg.many.train_many (which routes `--batch K > 1` here): per-model
+    The semantics of singanseg.train_many.train_many (which routes `--batch K > 1` here): per-model
     seeds from `seed` and the id (many.image_seed), complete models skipped, partial ones
     resumed (batched with the others that stopped at the same scale), a pair that cannot be
     read or trained reported "failed" with its id and error while the rest finish.

@@ -17,8 +17,8 @@ scale, so a resumed run continues the exact random stream of an uninterrupted on
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from singanseg.ckpt import (
 )
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.io import read_timing, write_text, write_timing
-from singanseg.models import GeneratorConcatSkip2CleanAdd, WDiscriminator
+from singanseg.networks import GeneratorConcatSkip2CleanAdd, WDiscriminator
 from singanseg.sample import generate, to_uint8
 from singanseg.typed import ConfigError, to_mapping
 
