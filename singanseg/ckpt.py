@@ -126,7 +126,7 @@ def _own_version() -> str:
     try:
         return importlib.metadata.version("singanseg")
     except importlib.metadata.PackageNotFoundError:
-        from singanseg import __version__
+        from singanseg._version import __version__
 
         return __version__
 

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from singanseg import __version__
+from singanseg._version import __version__
 from singanseg.config import PRESETS, preset
 from singanseg.errors import UserError
 from singanseg.io import InputError, check_plain_name, clean_stale_tmp
