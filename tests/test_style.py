@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from singanseg import style as st
-from singanseg import style_folder as sf
+from singanseg import style_transfer as st
+from singanseg import stylize_folder as sf
 from singanseg import vgg as vb
 from singanseg.io import InputError, write_png
 from singanseg.typed import ConfigError, from_mapping, replace
