@@ -285,8 +285,8 @@ class SinGANSeg:
                     f"{MODEL_JSON}'s noise_amp[{n}] ({got!r}); the model folder was edited or corrupted"
                 )
         sf = meta["pyramid"].get("scale_factor")
-        if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not (math.isfinite(sf) and 0 < sf < 1):
-            raise CheckpointError(f"{folder / MODEL_JSON}: pyramid.scale_factor: must be a number in (0, 1), got {sf!r}")
+        if isinstance(sf, bool) or not isinstance(sf, (int, float)) or not (math.isfinite(sf) and 0 < sf <= 1):  # 1: a one-scale pyramid (max_size == min_size)
+            raise CheckpointError(f"{folder / MODEL_JSON}: pyramid.scale_factor: must be a number in (0, 1], got {sf!r}")
         shapes = [list(s["real"].shape[2:]) for s in scales]
         if shapes != meta["pyramid"]["shapes"][: len(scales)]:
             raise CheckpointError(
