@@ -60,12 +60,12 @@ def test_segment_stage_writes_the_report_numbers_as_headline(project):
     table = grid_a_table(seg, "paper", "per_image", "", 3)
     assert a["iou"]["paper"]["REAL"] == pytest.approx(table.mean.at["REAL", "IoU"])
     assert a["dice"]["paper"]["REAL"] == pytest.approx(table.mean.at["REAL", "F1 (Dice)"])
-    folds = [json.loads((project / f"metrics/segmentation/A/REAL/fold{f}.json").read_text()) for f in (0, 1)]
+    folds = [json.loads((project / f"metrics/segmentation/A/REAL/fold{f}_seed0.json").read_text()) for f in (0, 1)]
     mean = sum(r["protocols"]["clean"]["test"]["per_image"]["iou"] for r in folds) / 2
     assert a["iou"]["clean"]["REAL"] == pytest.approx(mean)
     b = json.loads((out / "segment_B.json").read_text())
     assert set(b["iou"]["paper"]) == {"REAL_N2", "FAKE_N2"}
-    rec = json.loads((project / "metrics/segmentation/B/FAKE_N2/fold0.json").read_text())
+    rec = json.loads((project / "metrics/segmentation/B/FAKE_N2/fold0_seed0.json").read_text())
     assert b["iou"]["paper"]["FAKE_N2"] == pytest.approx(rec["protocols"]["paper"]["test"]["per_image"]["iou"])
     # the plot's long form: one row per (protocol, kind, N), the line label in `series`
     lines = (out / "segment_B.csv").read_text().splitlines()

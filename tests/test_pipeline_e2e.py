@@ -89,11 +89,11 @@ def test_every_stage_wrote_its_outputs(project):
     seg = p["segment"]
     for exp in seg["grid_a"]["experiments"]:
         for fold in seg["grid_a"].get("folds", [0, 1, 2]):
-            rec = json.loads((project / f"metrics/segmentation/A/{exp}/fold{fold}.json").read_text())
+            rec = json.loads((project / f"metrics/segmentation/A/{exp}/fold{fold}_seed0.json").read_text())
             assert set(rec["protocols"]) == set(seg.get("protocols", ["paper", "clean"]))
     for kind in seg["grid_b"]["kinds"]:
         for n in seg["grid_b"]["n_values"]:
-            assert (project / f"metrics/segmentation/B/{kind}_N{n}/fold0.json").is_file()
+            assert (project / f"metrics/segmentation/B/{kind}_N{n}/fold0_seed0.json").is_file()
 
 
 def test_reports_hold_every_table_and_figure(project):

@@ -4,6 +4,7 @@ inside the image, integer epoch ticks, labels above tiles, values (not parameter
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from pipeline.report import plots as figures
@@ -86,10 +87,45 @@ def test_grid_b_with_one_n_has_one_readable_tick_and_display_names(tmp_path, mon
         return save(fig, path, mark)
 
     monkeypatch.setattr(figures, "_save", spy)
-    assert grid_b_figure(_grid_b_frame(), "per_image", tmp_path / "grid_b.png") is not None
+    assert grid_b_figure(_grid_b_per_image(), tmp_path / "grid_b.png") is not None
     assert seen["ticks"] == [["2"], ["2"]]  # one N is one tick, not 1.900 ... 2.100
-    assert seen["legend"] == ["real images", "SinGAN-Seg only", "trivial: predicts no polyp"]
+    # the best trivial row only (the tuned mask), with the experiments
+    assert seen["legend"][:2] == ["real images", "SinGAN-Seg only"] and len(seen["legend"]) == 3
+    assert "trivial" in seen["legend"][2] and "no polyp" not in seen["legend"][2]
     assert "(count)" in seen["xlabel"]
+    plt.close("all")
+
+
+def _grid_b_per_image(n_images=12):
+    """Per-image rows of grid B at N = 2: REAL and FAKE with 3 seeds, the trivial rows with one."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for kind, v, seeds in (("REAL", 0.3, 3), ("FAKE", 0.35, 3), ("TRIVIAL_BACKGROUND", 0.0, 1),
+                           ("TRIVIAL_TUNED_MASK", 0.1, 1)):  # fmt: skip
+        for protocol in ("paper", "clean"):
+            for seed in range(seeds):
+                for i in range(n_images):
+                    rows.append({"grid": "B", "experiment": f"B/{kind}_N2", "protocol": protocol, "fold": 0, "n": 2,
+                                 "seed": seed, "test_set": "test", "image_id": f"i{i}",
+                                 "iou": float(np.clip(v + rng.normal(0, 0.05), 0, 1))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_grid_b_figure_bars_are_the_bootstrap_intervals(tmp_path, monkeypatch):
+    seen = {}
+    save = figures._save
+
+    def spy(fig, path, mark=""):
+        seen["bars"] = [c for ax in fig.axes for c in ax.containers]
+        return save(fig, path, mark)
+
+    monkeypatch.setattr(figures, "_save", spy)
+    df = _grid_b_per_image()
+    grid_b_figure(df, tmp_path / "g.png")
+    real = df[(df.experiment == "B/REAL_N2") & (df.protocol == "paper")]
+    # the first container of the first panel is REAL: its point is the mean over images and seeds
+    line = seen["bars"][0].lines[0]
+    assert line.get_ydata()[0] == pytest.approx(real.iou.mean())
     plt.close("all")
 
 

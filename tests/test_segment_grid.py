@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from helpers import TINY_MODEL, TINY_TRAIN, make_project
@@ -9,6 +10,8 @@ from helpers import TINY_MODEL, TINY_TRAIN, make_project
 from pipeline.segment.config import GridAParams, GridBParams, SegmentParams
 from pipeline.segment.grid import run_grid
 from singanseg.io import write_png
+
+TRIVIAL = ["TRIVIAL_BACKGROUND", "TRIVIAL_MEAN_MASK", "TRIVIAL_TUNED_MASK"]
 
 
 def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
@@ -24,8 +27,8 @@ def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
     assert (first["runs"], first["trained"], first["skipped"]) == (4, 4, 0)
     out = tmp_path / "metrics/segmentation/A"
     # beside the experiments, the trivial segmenters' rows (pipeline/segment/trivial.py)
-    assert sorted(p.name for p in out.iterdir()) == ["FAKE_1", "REAL", "TRIVIAL_BACKGROUND", "TRIVIAL_MEAN_MASK"]
-    rec = json.loads((out / "REAL" / "fold1.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["FAKE_1", "REAL", *TRIVIAL]
+    rec = json.loads((out / "REAL" / "fold1_seed0.json").read_text())
     assert rec["test_folds"] == [1] and len(rec["fingerprint"]) == 16
     # a rerun with nothing changed trains nothing
     assert run_grid("A", params, root=tmp_path, log=lines.append)["skipped"] == 4
@@ -34,8 +37,16 @@ def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
     write_png(img, (255 - __import__("numpy").zeros((32, 32, 3), "uint8")))
     again = run_grid("A", params, root=tmp_path, log=lines.append)
     assert (again["trained"], again["skipped"]) == (1, 3)
-    assert any("A/FAKE_1 fold 1: paper IoU" in line for line in lines)
+    assert any("A/FAKE_1 fold 1 seed 0: paper IoU" in line for line in lines)
+    # issue 22 s3: a second seed trains every cell once more and keeps the first seed's results
+    seeded = dataclasses.replace(params, seeds=(0, 1))
+    assert (run_grid("A", seeded, root=tmp_path, log=lines.append)["trained"]) == 4
+    assert sorted(p.name for p in (out / "REAL").glob("*.json")) == [
+        f"fold{f}_seed{s}{t}" for f in (0, 1) for s in (0, 1) for t in (".json", ".timing.json")]
+    # and dropping it again removes its results (JSON, per-image CSV, curves), trains nothing
+    assert run_grid("A", params, root=tmp_path, log=lines.append)["trained"] == 0
+    assert not list(out.glob("*/*seed1*"))
     # shrinking the grid removes the results of experiments that left it
     smaller = SegmentParams(**{**params.__dict__, "grid_a": GridAParams(experiments=("REAL",), folds=(0, 1))})
     run_grid("A", smaller, root=tmp_path, log=lines.append)
-    assert sorted(p.name for p in out.iterdir()) == ["REAL", "TRIVIAL_BACKGROUND", "TRIVIAL_MEAN_MASK"]
+    assert sorted(p.name for p in out.iterdir()) == ["REAL", *TRIVIAL]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,9 +14,10 @@ from pipeline.segment.config import GridAParams, GridBParams, SegmentParams, Tra
 from pipeline.segment.data import PairDataset
 from pipeline.segment.experiments import resolve
 from pipeline.segment.model import build_model, weights_provenance
-from pipeline.segment.run import output_paths, run_experiment
+from pipeline.segment.run import PER_IMAGE_COLUMNS, output_paths, per_image_path, run_experiment
 from pipeline.segment.train import evaluate, fit, make_loss, seed_everything, smp_utils_dice_loss
 from singanseg.io import list_pairs
+from singanseg.typed import ConfigError
 
 
 def test_dice_losses_agree_where_a_batch_has_polyp_pixels():
@@ -54,6 +56,29 @@ def test_tiny_unetpp_on_real_pairs_lowers_the_loss(kvasir_dir):
     assert weights_provenance(TINY_MODEL) == "random-init"
 
 
+def test_equal_steps_train_every_set_the_same_number_of_steps(tmp_path):
+    """issue 22 s4: `steps` trains exactly that many optimiser steps whatever the set's size
+    (passes cut short), validating every `val_every` passes and after the last."""
+    make_project(tmp_path, size=32)
+    pairs = list_pairs(tmp_path / "data/real")
+    params = dataclasses.replace(TINY_TRAIN, batch_size=2, val_every=2, lr_change_epoch=1, epochs=2)
+    val = PairDataset(pairs[:2], 32, pyra_size=None)
+    counts = {}
+    for n in (3, 7):  # 2 and 4 batches a pass (drop_last on a last batch of one)
+        ds = PairDataset(pairs[:n], 32, train=True, pyra_size=None, seed=0)
+        seed_everything(0)
+        res = fit(build_model(TINY_MODEL), ds, val, params, seed=0, steps=9)
+        counts[n] = [r["steps"] for r in res.curves]
+        assert res.curves[-1]["steps"] == 9
+        validated = [r["epoch"] for r in res.curves if "val_per_image_iou" in r]
+        assert validated == [e for e in range(1, len(res.curves) + 1) if e % 2 == 0 or e == len(res.curves)]
+        # the lr drops after the same fraction of the steps as lr_change_epoch of epochs (1 of 2)
+        assert [r["lr"] for r in res.curves][-1] == params.lr_after
+    assert counts[3][:2] == [1, 2] and counts[7][:2] == [3, 6]
+    with pytest.raises(ConfigError, match="steps"):
+        fit(build_model(TINY_MODEL), ds, val, params, steps=0)
+
+
 @pytest.mark.parametrize("name,fold", [("A/REAL+FAKE_1", 1), ("B/FAKE_N2", 0)])
 def test_selection_loop_sees_test_only_under_paper_protocol(tmp_path, name, fold):
     make_project(tmp_path, size=32)
@@ -90,14 +115,14 @@ def test_stage_writes_metrics_curves_and_mlflow_runs(tmp_path, mlflow_uri, monke
     )
     monkeypatch.chdir(tmp_path)
     rec = run_experiment("A/FAKE_2_ST1to1000", 0, params, root=tmp_path, profile="test")
-    json_path, curves = output_paths(params, "A/FAKE_2_ST1to1000", 0, tmp_path)
+    json_path, curves = output_paths(params, "A/FAKE_2_ST1to1000", 0, 0, tmp_path)
     on_disk = json.loads(json_path.read_text())
     # the record on disk is the returned one without the wall seconds, which go to the
     # fold0.timing.json sidecar (outside the folder's DVC hash)
     rec = json.loads(json.dumps(rec))
     seconds = {p: r.pop("seconds") for p, r in rec["protocols"].items()}
     assert on_disk == rec
-    timing = json.loads(json_path.with_name("fold0.timing.json").read_text())
+    timing = json.loads(json_path.with_name("fold0_seed0.timing.json").read_text())
     assert timing["seconds"] == seconds and all(v >= 0 for v in seconds.values())
     assert on_disk["provenance"]["encoder_weights"] == "random-init"
     assert on_disk["train_folds"] == [1, 2] and on_disk["test_folds"] == [0]
@@ -112,12 +137,24 @@ def test_stage_writes_metrics_curves_and_mlflow_runs(tmp_path, mlflow_uri, monke
         assert len(rows) == 1 + TINY_TRAIN.epochs and "val_per_image_iou" in rows[0]
     # clean trains on fewer SinGANs: the validation images' samples are left out
     assert on_disk["protocols"]["clean"]["train_size"] < on_disk["protocols"]["paper"]["train_size"]
+    # issue 22 s2: every test image's scores, per protocol and test set; their means are the record's
+    import pandas as pd
+
+    per = pd.read_csv(per_image_path(json_path), dtype={"image_id": str})
+    assert list(per.columns) == list(PER_IMAGE_COLUMNS)
+    assert len(per) == 2 * (4 + 10) and set(per.seed) == {0} and set(per.fold) == {0}
+    for (protocol, test_set), g in per.groupby(["protocol", "test_set"]):
+        r = on_disk["protocols"][protocol]
+        want = r["test"]["per_image"] if test_set == "test" else r["extra_test"][test_set]["scores"]["per_image"]
+        assert g.iou.mean() == pytest.approx(want["iou"], abs=1e-6)
+        assert g.dice.mean() == pytest.approx(want["f1"], abs=1e-6)
+        assert g.image_id.is_unique
 
     import mlflow
 
     runs = mlflow.search_runs(experiment_names=["singanseg"], output_format="list")
     names = {r.info.run_name for r in runs}
-    assert {"segment/A/FAKE_2_ST1to1000/fold0", "segment/A/FAKE_2_ST1to1000/fold0/paper"} <= names
+    assert {"segment/A/FAKE_2_ST1to1000/fold0_seed0", "segment/A/FAKE_2_ST1to1000/fold0_seed0/paper"} <= names
     child = next(r for r in runs if r.info.run_name.endswith("/paper"))
     hist = mlflow.MlflowClient().get_metric_history(child.info.run_id, "train_loss")
     assert sorted(m.step for m in hist) == list(range(1, TINY_TRAIN.epochs + 1))

@@ -38,11 +38,11 @@ def test_mean_mask_predicts_the_shared_square_and_background_scores_zero(tmp_pat
     bg = run_trivial("A/TRIVIAL_BACKGROUND", "A/REAL", 0, PARAMS, tmp_path)["protocols"]["paper"]["test"]
     assert bg["per_image"]["iou"] < 1e-6 and bg["per_image"]["recall"] < 1e-6
     assert bg["per_image"]["accuracy"] == pytest.approx(1 - (16 * 16) / (32 * 32))
-    rec = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0.json").read_text())
+    rec = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0_seed0.json").read_text())
     assert rec["grid"] == "A" and rec["provenance"]["encoder_weights"].startswith("none")
     # the wall seconds are in the (dvcignored) sidecar, not in the DVC-hashed result
     assert "seconds" not in rec["protocols"]["paper"]
-    timing = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0.timing.json").read_text())
+    timing = json.loads((tmp_path / "metrics/segmentation/A/TRIVIAL_MEAN_MASK/fold0_seed0.timing.json").read_text())
     assert timing["seconds"]["paper"] >= 0
 
 
@@ -67,3 +67,21 @@ def test_grid_b_rows_use_the_first_n_of_the_train_fold(tmp_path):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown trivial"):
         score("TRIVIAL_MEDIAN", None, None)
+
+
+def test_tuned_mask_picks_the_level_that_fits_the_training_masks_and_writes_per_image_rows(tmp_path):
+    """issue 22 s2: half the training masks are the square and half the corner, so the mean is
+    0.5 on both and the 0.5 threshold predicts nothing; the tuned level predicts both regions."""
+    import pandas as pd
+
+    project(tmp_path, other={"r3", "r4", "r5"})
+    half = run_trivial("A/TRIVIAL_MEAN_MASK", "A/REAL", 0, PARAMS, tmp_path)["protocols"]["paper"]
+    rec = run_trivial("A/TRIVIAL_TUNED_MASK", "A/REAL", 0, PARAMS, tmp_path)
+    tuned = rec["protocols"]["paper"]
+    assert half["test"]["per_image"]["iou"] < 1e-6
+    assert tuned["level"] < 0.5
+    # every test mask is the square (256 px); the prediction adds the 36 px corner
+    assert tuned["test"]["per_image"]["iou"] == pytest.approx(256 / (256 + 36))
+    per = pd.read_csv(tmp_path / "metrics/segmentation/A/TRIVIAL_TUNED_MASK/fold0_seed0_per_image.csv")
+    assert sorted(per.image_id) == ["r0", "r1", "r2"] and set(per.test_set) == {"test"}
+    assert per.iou.mean() == pytest.approx(tuned["test"]["per_image"]["iou"], abs=1e-6)

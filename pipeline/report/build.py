@@ -25,12 +25,12 @@ from pipeline.report import plots as figures
 from pipeline.report.claims import BOOT, claims_frame, load_per_image
 from pipeline.report.config import ReportParams
 from pipeline.report.costs import cost_table
-from pipeline.report.figures import figure_caption, grid_b_figure, learning_curves, sample_grids
+from pipeline.report.figures import figure_caption, grid_b_figure, learning_curves, predictions_figure, sample_grids
 from pipeline.report.index import write_index
 from pipeline.report.quality_tables import quality_tables
 from pipeline.report.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
-from pipeline.results.names import display_name
-from pipeline.segment.results import SCORES, load_segmentation
+from pipeline.results.names import display_name, experiment_order
+from pipeline.segment.results import MAIN_TEST, PER_IMAGE_COLUMNS, SCORES, load_segmentation
 from pipeline.stage import Stage
 from singanseg.errors import UserError
 from singanseg.io import list_pairs, write_text
@@ -41,34 +41,26 @@ SCORE_LABELS = {"iou": "IoU", "f1": "F1 (Dice)", "precision": "Precision", "reca
 # ------------------------------------------------------------------ segmentation
 
 
-def _order(experiments) -> list[str]:
-    """Experiments in the order the paper discusses them (REAL, FAKE_k, ST variants, REAL+...)."""
-
-    def key(name: str):
-        short = name.split("/", 1)[-1]
-        return (short.startswith("TRIVIAL"), short != "REAL", short.startswith("REAL+"), "ST" in short,
-                short.replace("REAL+", ""))  # fmt: skip
-
-    return sorted(set(experiments), key=key)
-
-
 def grid_a_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, digits: int) -> Table | None:
     sub = df[(df.grid == "A") & (df.protocol == protocol) & (df.averaging == averaging)]
     if sub.empty:
         return None
-    stats = sub.groupby(["experiment", "score"])["value"].agg(["mean", "std", "count"])
-    order = _order(sub.experiment)
+    # mean and sd over every (fold, seed) run of the cell (issue 22 s3)
+    stats = sub.groupby(["experiment", "score"])["value"].agg(["mean", "std"])
+    order = experiment_order(sub.experiment)
     mean = stats["mean"].unstack()[list(SCORES)].reindex(order)
     std = stats["std"].unstack()[list(SCORES)].reindex(order)
-    folds = stats["count"].unstack()["iou"].reindex(order)
     mean.columns = std.columns = [SCORE_LABELS[s] for s in SCORES]
-    mean.insert(0, "folds", folds.astype(int))
+    runs = sub.groupby("experiment")
+    mean.insert(0, "seeds", runs["seed"].nunique().reindex(order).astype(int))
+    mean.insert(0, "folds", runs["fold"].nunique().reindex(order).astype(int))
     mean["network weights"] = [row_weights(sub[sub.experiment == e]) for e in mean.index]
     mean.index = [e.split("/", 1)[1] for e in mean.index]
     std.index = mean.index
     mean.index.name = "experiment"
     return Table(
-        f"grid_a_{protocol}", f"Grid A (data-rich, 3-fold), {protocol} protocol: UNet++ test scores, mean ± std over folds",
+        f"grid_a_{protocol}", f"Grid A (data-rich, 3-fold), {protocol} protocol: UNet++ test scores, mean ± std over "
+        "folds and seeds",
         mean, std, {SCORE_LABELS[s]: "max" for s in SCORES}, caption, digits,
         notes=[_protocol_note(protocol), TRIVIAL_NOTE.format(rows="rows")],
         reference_rows={i for i in mean.index if i.startswith("TRIVIAL")},
@@ -78,7 +70,8 @@ def grid_a_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
 
 TRIVIAL_NOTE = ("The trivial {rows} (pipeline/segment/trivial.py; TRIVIAL_* in the CSV) are scored by the same code: "
                 "'predicts no polyp' marks every pixel background, 'mean training mask' predicts the mean training "
-                "mask thresholded at 0.5; they show what a score is worth and never take the bold.")
+                "mask thresholded at 0.5, 'tuned level' thresholds it where the training masks score best; they "
+                "show what a score is worth and never take the bold.")
 
 
 def row_weights(rows: pd.DataFrame) -> str:
@@ -106,10 +99,13 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     parsed = sub.experiment.str.extract(r"^B/(?P<kind>.+)_N(?P<n>\d+)$")
     sub = sub.assign(kind=parsed["kind"], n=parsed["n"].astype(int))
     mean = sub.pivot_table(index="n", columns="kind", values="value", aggfunc="mean")
+    std = sub.pivot_table(index="n", columns="kind", values="value", aggfunc="std")  # over seeds
     kinds = [k for k in ("REAL", "FAKE", "REAL+FAKE", "FASTGAN", "REAL+FASTGAN") if k in mean.columns]
     kinds += sorted(k for k in mean.columns if k not in kinds and not k.startswith("TRIVIAL"))
     kinds += sorted(k for k in mean.columns if k.startswith("TRIVIAL"))
     mean = mean[kinds]
+    std = std.reindex(columns=kinds)
+    std.index = std.index.astype(str)
     mean["network weights"] = [row_weights(sub[(sub.n == n) & ~sub.kind.str.startswith("TRIVIAL")]) for n in mean.index]
     mean.index.name = "N real images"
     mean.index = mean.index.astype(str)
@@ -117,8 +113,8 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
                  else "samples (how many per real image is not recorded)")  # fmt: skip
     t = Table(
         f"grid_b_{protocol}", f"Grid B (data-scarce), {protocol} protocol: UNet++ test IoU (higher is better) "
-        "vs the number N of real images",
-        mean, None, {}, caption, digits, notes=[_protocol_note(protocol),
+        "vs the number N of real images, mean ± std over seeds",
+        mean, std, {}, caption, digits, notes=[_protocol_note(protocol),
         f"SinGAN-Seg: {per_image} (the paper: 10, style transfer 1:1000) from the same N models; "
         "the 'real + SinGAN-Seg' and other generators' columns are our additions.",
         TRIVIAL_NOTE.format(rows="columns")],
@@ -144,6 +140,50 @@ def grid_b_scores(df: pd.DataFrame, protocol: str, averaging: str, digits: int) 
     mean.index = [e.split("/", 1)[1] for e in mean.index]
     mean.index.name = "experiment"
     return Table(f"grid_b_{protocol}_scores", f"Grid B, {protocol} protocol: every score", mean, None, {}, "", digits)
+
+
+def external_table(per_image: pd.DataFrame, caption: str, digits: int) -> Table | None:
+    """Grid A on each extra test set (issue 22 s5): per protocol and experiment, the IoU on the
+    grid's own test folds, on the extra set, and the gap (extra − own), means over folds, seeds
+    and images; None when no extra test set was scored."""
+    sub = per_image[(per_image.grid == "A")]
+    extra = sorted(set(sub.test_set) - {MAIN_TEST})
+    if sub.empty or not extra:
+        return None
+    means = sub.groupby(["protocol", "experiment", "test_set"])["iou"].mean().unstack("test_set")
+    cols = {}
+    for protocol in ("paper", "clean"):
+        if protocol not in means.index.get_level_values(0):
+            continue
+        m = means.loc[protocol]
+        cols[f"{protocol}: test folds"] = m[MAIN_TEST]
+        for e in extra:
+            cols[f"{protocol}: {e}"] = m[e]
+            cols[f"{protocol}: {e} − test"] = m[e] - m[MAIN_TEST]
+    frame = pd.DataFrame(cols)
+    frame = frame.reindex(experiment_order(frame.index))
+    frame.index = [e.split("/", 1)[1] for e in frame.index]
+    frame.index.name = "experiment"
+    return Table("grid_a_external", "Grid A on external test data: test IoU on the grid's own test folds and on "
+                 f"{', '.join(extra)} (per-image mean over folds and seeds), and the gap", frame, None, {}, caption,
+                 digits, notes=["The external set never trains or selects a model; each model of grid A is scored "
+                                "on it once, after selection (segment.extra_test)."],
+                 reference_rows={i for i in frame.index if i.startswith("TRIVIAL")},
+                 labels={e: display_name(e) for e in frame.index})  # fmt: skip
+
+
+PER_IMAGE_DIGITS = 4
+
+
+def per_image_csv(per_image: pd.DataFrame, grid: str) -> str | None:
+    """The committed long-form per-image scores of one grid (issue 22 s2): every number of the
+    grid's tables and claims can be recomputed from them (4 decimals)."""
+    sub = per_image[per_image.grid == grid]
+    if sub.empty:
+        return None
+    cols = [c for c in PER_IMAGE_COLUMNS if c in sub.columns]
+    sub = sub[cols].sort_values(["experiment", "protocol", "test_set", "fold", "seed", "image_id"], kind="stable")
+    return sub.to_csv(index=False, float_format=f"%.{PER_IMAGE_DIGITS}f", lineterminator="\n")
 
 
 # ------------------------------------------------------------------ index
@@ -256,7 +296,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         provenance.setdefault("UNet++ encoder", set()).update(
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
     summary, style = quality_summary(metrics / "quality"), style_weights(Path(params.synthetic))
-    claims = claims_frame(load_per_image(metrics / "segmentation"), summary.get("sets", {}), style,
+    per_image = load_per_image(metrics / "segmentation")
+    claims = claims_frame(per_image, summary.get("sets", {}), style,
                           summary.get("gan_by_k", {}), gan_claim=summary.get("gan_claim"))
     claims["network weights"] = claim_weights(seg, provenance, style)
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
@@ -274,6 +315,8 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
                 missing.append(f"{label}, {protocol} protocol (stage `segment`)")
             else:
                 tables.append(t)
+    if (ext := external_table(per_image, caption, params.digits)) is not None:
+        tables.append(ext)
     extra_csv = [t for p in ("paper", "clean") if not seg.empty
                  and (t := grid_b_scores(seg, p, params.averaging, params.digits)) is not None]  # fmt: skip
     if cost is not None:
@@ -282,8 +325,9 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         missing.append("cost table (no metrics/timings: stages run outside `dvc repro`)")
     figs = list(q_figures)
     if not seg.empty:
-        for maker, name in ((lambda p: grid_b_figure(seg, params.averaging, p, mark), "grid_b.png"),
-                            (lambda p: learning_curves(metrics / "segmentation", p, mark), "learning_curves.png")):  # fmt: skip
+        for maker, name in ((lambda p: grid_b_figure(per_image, p, mark), "grid_b.png"),
+                            (lambda p: learning_curves(metrics / "segmentation", p, mark), "learning_curves.png"),
+                            (lambda p: predictions_figure(metrics / "segmentation", p, mark), "predictions.png")):  # fmt: skip
             path = maker(out / "figures" / name)
             if path is not None:
                 figs.append(path)
@@ -294,11 +338,18 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         write_table(t, out / "tables")
     for t in extra_csv:
         write_text(out / "tables" / f"{t.name}.csv", to_csv(t))
+    per_image_files = []
+    for grid in ("A", "B"):
+        if (text := per_image_csv(per_image, grid)) is not None:
+            per_image_files.append(write_text(out / "tables" / f"per_image_{grid}.csv", text).name)
     parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds"),
                     params.timings, data),
              "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
+    if per_image_files:
+        parts += ["Every test image's scores, from which each segmentation number and interval above can be "
+                  "recomputed (CSV): " + " · ".join(f"[{n}](tables/{n})" for n in per_image_files), ""]  # fmt: skip
     if extra_csv:
         parts += ["Grid B, every score per experiment (CSV): "
                   + " · ".join(f"[{t.name}](tables/{t.name}.csv)" for t in extra_csv), ""]  # fmt: skip

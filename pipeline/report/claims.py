@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.results import verdicts as V
 from pipeline.results.names import display_name
+from pipeline.segment.results import PER_IMAGE_COLUMNS
 from singanseg.io import InputError
 
 HOLDS, FAILS = "holds", "does not hold"
@@ -42,7 +43,6 @@ def not_testable(why: str) -> str:
     return f"not testable here ({why})"
 
 
-PER_IMAGE_COLUMNS = ("grid", "experiment", "protocol", "fold", "n", "seed", "image_id", "iou", "test_set")
 GATE_IOU = 0.6  # issue 22 s3: REAL must reach this IoU (interval's lower bound) ...
 BOOT = V.Bootstrap()
 
@@ -60,7 +60,7 @@ def load_per_image(root: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PER_IMAGE_COLUMNS))
 
 
-def _cell(per_image: pd.DataFrame, grid: str, protocol: str) -> pd.DataFrame:
+def cell(per_image: pd.DataFrame, grid: str, protocol: str) -> pd.DataFrame:
     """One grid and protocol's rows of the main test set (the one with most images), with the
     experiment named by its kind ("REAL", "FAKE_1"; grid B: "REAL_N5")."""
     sub = per_image[(per_image.grid == grid) & (per_image.protocol == protocol)].copy()
@@ -77,7 +77,7 @@ def _cell(per_image: pd.DataFrame, grid: str, protocol: str) -> pd.DataFrame:
 def gate(per_image: pd.DataFrame, protocol: str, boot: V.Bootstrap = BOOT) -> tuple[str, str]:
     """(verdict, the intervals) of "REAL learns": REAL's IoU interval at or above GATE_IOU and
     REAL - best trivial row at or above CLEAR_MARGIN, both at the lower bound."""
-    sub = _cell(per_image, "A", protocol)
+    sub = cell(per_image, "A", protocol)
     if sub.empty:
         return V.not_testable("no per-image scores"), ""
     s = V.scores_from_frame(sub, where=f"grid A, {protocol} protocol")
@@ -122,7 +122,7 @@ def sanity(per_image: pd.DataFrame, boot: V.Bootstrap = BOOT) -> Claim:
 def _close(per_image, protocol, boot):
     if g := _gated(per_image, protocol, boot):
         return g, ""
-    s = V.scores_from_frame(_cell(per_image, "A", protocol))
+    s = V.scores_from_frame(cell(per_image, "A", protocol))
     fakes = [e for e in s if e.startswith("FAKE")]
     if not fakes:
         return V.not_testable("no FAKE per-image rows"), ""
@@ -144,7 +144,7 @@ def synthetic_close_to_real(per_image: pd.DataFrame, boot: V.Bootstrap = BOOT) -
 def _scarce(per_image, protocol, boot):
     if g := _gated(per_image, protocol, boot):
         return g, ""
-    s = V.scores_from_frame(_cell(per_image, "B", protocol))
+    s = V.scores_from_frame(cell(per_image, "B", protocol))
     comps = {}
     for e in s:
         if (m := re.match(r"^(FAKE|REAL\+FAKE)_N(\d+)$", e)) and f"REAL_N{m[2]}" in s:

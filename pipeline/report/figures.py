@@ -14,25 +14,42 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report import plots as figures
-from pipeline.results.names import display_name
+from pipeline.results import verdicts as V
+from pipeline.results.names import display_name, experiment_order
 from singanseg.io import InputError, list_pairs, read_image, read_mask
 
 if TYPE_CHECKING:
     from pipeline.report.config import ReportParams
 
 
-def grid_b_figure(df: pd.DataFrame, averaging: str, path: Path, mark: str = "") -> Path | None:
-    sub = df[(df.grid == "B") & (df.averaging == averaging) & (df.score == "iou")]
-    if sub.empty:
+def grid_b_figure(per_image: pd.DataFrame, path: Path, mark: str = "", boot: V.Bootstrap | None = None) -> Path | None:
+    """Grid B: the test IoU of each training set against N, with its bootstrap interval (issue
+    22 s4; the report's one bootstrap: images within the fold, seeds within the cell)."""
+    from pipeline.report.claims import BOOT, cell
+
+    boot = boot or BOOT
+    rows = []
+    for protocol in ("paper", "clean"):
+        sub = cell(per_image, "B", protocol)
+        if sub.empty:
+            continue
+        scores = V.scores_from_frame(sub, where=f"grid B, {protocol} protocol")
+        est = V.paired_bootstrap(scores, {e: {e: 1} for e in scores}, boot)
+        for e in scores:
+            kind, _, n = e.rpartition("_N")
+            if kind.startswith("TRIVIAL") and kind != "TRIVIAL_TUNED_MASK":
+                continue  # the best trivial row only: the others are flat lines below it
+            iv = est.interval(e)
+            rows.append({"kind": kind, "N": int(n), "protocol": f"{protocol} protocol", "estimate": iv.estimate,
+                         "low": iv.low, "high": iv.high})  # fmt: skip
+    if not rows:
         return None
-    parsed = sub.experiment.str.extract(r"^B/(?P<kind>.+)_N(?P<n>\d+)$")
-    plot = sub.assign(kind=parsed["kind"], N=parsed["n"].astype(int))
+    plot = pd.DataFrame(rows)
     plot = plot.assign(rank=plot.kind.map(lambda k: (k.startswith("TRIVIAL"), k != "REAL", k))).sort_values(["rank", "N"])
-    plot = plot.assign(**{"training set": plot.kind.map(display_name),
-                          "protocol": plot.protocol.map(lambda p: f"{p} protocol")})  # fmt: skip
-    return figures.points(plot, "N", "value", "training set", "protocol", path, "real training images N (count)",
-                          {p: "test IoU (per-image mean, 0-1)" for p in plot.protocol.unique()},
-                          "Grid B: UNet++ test IoU with few real images", mark)  # fmt: skip
+    plot = plot.assign(**{"training set": plot.kind.map(display_name)})
+    return figures.intervals(plot, "N", "training set", "protocol", path, "real training images N (count)",
+                             "test IoU (per-image mean, 0-1)",
+                             f"Grid B: UNet++ test IoU with few real images ({boot.level:.0%} intervals)", mark)  # fmt: skip
 
 
 def learning_curves(root: Path, path: Path, mark: str = "") -> Path | None:
@@ -51,6 +68,31 @@ def learning_curves(root: Path, path: Path, mark: str = "") -> Path | None:
     return figures.lines(df, "epoch", "val_per_image_iou", "training set", path,
                          title=f"Grid A learning curves, {protocol} protocol (mean ± sd over folds)",
                          xlabel="epoch", ylabel="validation IoU (per-image mean, 0-1)", integer_x=True, mark=mark)  # fmt: skip
+
+
+def predictions_figure(root: Path, path: Path, mark: str = "") -> Path | None:
+    """Grid A, first fold and seed: a few test images with their true masks, then the masks that
+    the REAL, FAKE and REAL+FAKE models predict (the segment stage's `<cell>_predictions/`)."""
+    folders = sorted(root.glob("A/*/fold*_seed*_predictions"))
+    if not folders:
+        return None
+    protocols = sorted({p.name for f in folders for p in f.iterdir() if p.is_dir()})
+    protocol = "paper" if "paper" in protocols else protocols[0]
+    by_exp = {f.parent.name: f / protocol for f in folders if (f / protocol).is_dir()}
+
+    def read(folder: Path, what: str) -> list[tuple[str, np.ndarray]]:
+        files = sorted(folder.glob(f"*_{what}.png"))
+        return [(f.name[: -len(f"_{what}.png")], read_image(f) if what == "image" else read_mask(f)[0]) for f in files]
+
+    first = next(iter(by_exp.values()))
+    images = dict(read(first, "image"))
+    rows = [("test images and their true masks", [(images[i], m) for i, m in read(first, "mask")])]
+    for exp in experiment_order([f"A/{e}" for e in by_exp]):
+        short = exp.split("/", 1)[1]
+        preds = dict(read(by_exp[short], "pred"))
+        rows.append((f"{display_name(short)}: predicted masks ({protocol} protocol)",
+                     [(images[i], preds[i]) for i in images if i in preds]))  # fmt: skip
+    return figures.sample_grid(rows, path, mark=mark)
 
 
 def _pairs_of(folder: Path, prefix: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -123,6 +165,8 @@ def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
                    "training images, per training set and protocol"
                    + (f"; SinGAN-Seg adds {samples_per_image} samples per real image." if samples_per_image else "."),
                    unet),
+        "predictions": ("UNet++ predictions. A few test images of grid A's first fold, each above its true mask, "
+                        "then the masks the models trained on each training set predict for them (first seed).", unet),
         "learning_curves": ("Grid A learning curves. UNet++ validation IoU per epoch, mean and sd over folds "
                             "(higher is better).", unet),
     }  # fmt: skip

@@ -163,6 +163,37 @@ def points(df: pd.DataFrame, x: str, y: str, hue: str, panel: str, path: str | P
     return _save(fig, path, mark)
 
 
+def intervals(df: pd.DataFrame, x: str, hue: str, panel: str, path: str | Path, xlabel: str, ylabel: str,
+              title: str = "", mark: str = "") -> Path:
+    """One panel per `panel`, a line per `hue` through (x, estimate) with the interval
+    [low, high] as bars (columns `estimate`, `low`, `high`), dodged; x ticks are the values."""
+    sns.set_theme(**STYLE)
+    panels = list(dict.fromkeys(df[panel]))
+    hues = list(dict.fromkeys(df[hue]))
+    order = sorted(df[x].unique())
+    pos = {v: i for i, v in enumerate(order)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 2.2, 3.4), squeeze=False, sharey=True)
+    colors = sns.color_palette(n_colors=len(hues))
+    for ax, p in zip(axes[0], panels, strict=True):
+        for j, (h, color) in enumerate(zip(hues, colors, strict=True)):
+            sub = df[(df[panel] == p) & (df[hue] == h)].sort_values(x)
+            if sub.empty:
+                continue
+            dx = (j - (len(hues) - 1) / 2) * (0.4 / max(len(hues), 1))
+            xs = np.array([pos[v] for v in sub[x]]) + dx
+            ax.errorbar(xs, sub.estimate, yerr=[sub.estimate - sub.low, sub.high - sub.estimate], color=color,
+                        marker="o", markersize=4, linewidth=1.2, capsize=2.5, elinewidth=1.0, label=str(h))  # fmt: skip
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+        ax.set_title(str(p), fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    _legend_outside(axes[0][-1], hue)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, mark)
+
+
 def metric_by_k(df: pd.DataFrame, path: str | Path, title: str = "", mark: str = "") -> Path:
     """One panel per metric (FID, KID) against the training size K, a line per generator, mean ± sd over sets."""
     if df.empty:

@@ -106,14 +106,14 @@ def write_quality(summary: dict, out: Path = HEADLINE_DIR) -> list[Path]:
 
 
 def fold_means(df: pd.DataFrame, grid: str) -> pd.DataFrame:
-    """Per (protocol, experiment): IoU and Dice of the test set, mean over folds (as the grid A table)."""
+    """Per (protocol, experiment): IoU and Dice of the test set, mean over folds and seeds (as the grid A table)."""
     sub = df[(df.grid == grid) & (df.averaging == AVERAGING) & df.score.isin(list(SCORE_KEYS))
              & ~df.experiment.str.contains("TRIVIAL")]  # fmt: skip
     if sub.empty:
         return pd.DataFrame(columns=["protocol", "experiment", *SCORE_KEYS.values(), "folds"])
-    means = sub.groupby(["protocol", "experiment", "score"])["value"].agg(["mean", "count"])
-    wide = means["mean"].unstack().rename(columns=SCORE_KEYS)
-    wide["folds"] = means["count"].unstack()["iou"]
+    # the mean over folds and seeds (issue 22 s3), and the number of distinct folds
+    wide = sub.groupby(["protocol", "experiment", "score"])["value"].mean().unstack().rename(columns=SCORE_KEYS)
+    wide["folds"] = sub.groupby(["protocol", "experiment"])["fold"].nunique()
     return wide.reset_index()
 
 

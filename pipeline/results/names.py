@@ -19,7 +19,8 @@ _GAN_SET = re.compile(r"^(?P<gan>[a-z0-9_]+)/n(?P<k>\d+|all)$")
 # segmentation experiments (pipeline/segment/experiments.py), with or without the grid prefix
 _A_EXP = re.compile(r"^(?P<real>REAL\+)?FAKE_(?P<k>\d+)(?:_ST(?P<c>\d+)to(?P<s>\d+))?$")
 GRID_B_EXP = re.compile(r"^(?P<kind>.+)_N(?P<n>\d+)$")
-TRIVIAL = {"TRIVIAL_BACKGROUND": "trivial: predicts no polyp", "TRIVIAL_MEAN_MASK": "trivial: mean training mask"}
+TRIVIAL = {"TRIVIAL_BACKGROUND": "trivial: predicts no polyp", "TRIVIAL_MEAN_MASK": "trivial: mean training mask",
+           "TRIVIAL_TUNED_MASK": "trivial: mean training mask, tuned level"}
 
 
 def style_transfer(c: str | None, s: str | None) -> str:
@@ -65,3 +66,15 @@ def display_name(key: str) -> str:
     if re.fullmatch(r"(REAL\+)?[A-Z][A-Z0-9]*", short):
         return _kind(short)
     return key
+
+
+def experiment_order(experiments) -> list[str]:
+    """Experiments in the order the paper discusses them (REAL, FAKE_k, ST variants, REAL+...,
+    the trivial rows last)."""
+
+    def key(name: str):
+        short = name.split("/", 1)[-1]
+        return (short.startswith("TRIVIAL"), short != "REAL", short.startswith("REAL+"), "ST" in short,
+                short.replace("REAL+", ""))  # fmt: skip
+
+    return sorted(set(experiments), key=key)

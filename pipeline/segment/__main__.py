@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = stage.parser
     ap.add_argument("--experiment", help="e.g. A/FAKE_3_ST1to1000 or B/REAL_N10 (see --list)")
     ap.add_argument("--fold", type=int, help="grid A: the held-out test fold; grid B: the training fold")
+    ap.add_argument("--seed", type=int, default=None, help="with --experiment: this seed (default: the first of segment.seeds)")
     ap.add_argument("--list", action="store_true", help="print the experiment/fold runs of the active params")
     ap.add_argument("--grid", choices=["A", "B"], help="run every experiment and fold of grid A or B (resumable)")
     ap.add_argument("--profile", default=None, help="override params.yaml's profile")
@@ -58,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {args.experiment} fold {args.fold} is not in the active grid", file=sys.stderr)
         from pipeline.segment.run import run_experiment
 
-        record = run_experiment(args.experiment, args.fold, params, profile=profile)
+        record = run_experiment(args.experiment, args.fold, params, profile=profile, seed=args.seed)
         for protocol, r in record["protocols"].items():
             s = r["test"]["per_image"]
-            print(f"{args.experiment} fold {args.fold} [{protocol}] best epoch {r['best_epoch']}: "
+            print(f"{args.experiment} fold {args.fold} seed {record['seed']} [{protocol}] best epoch {r['best_epoch']}: "
                   f"IoU {s['iou']:.4f} F1 {s['f1']:.4f} (per-image mean, {r['test_size']} test images)")
 
     return stage.run(work, argv)

@@ -57,9 +57,18 @@ class TrainParams:
     dice_loss: Literal["smp_losses", "smp_utils"] = "smp_losses"
     num_workers: int = 0
     device: str = "auto"  # auto = cuda when available
+    # Issue 22 s4, our option: under the `clean` protocol every training set of a grid trains
+    # exactly this many optimiser steps (so REAL, FAKE and REAL+FAKE at one N are compared at
+    # one training length, not at epochs over sets of 5 and 55 images); None = the paper's
+    # epochs under both protocols. The `paper` protocol always keeps the paper's epochs.
+    clean_steps: int | None = None
+    # validate (and select) every this many epochs and after the last; 1 = the paper's every epoch
+    val_every: int = 1
 
     def validate(self, where: str) -> None:
-        for key in ("epochs", "batch_size", "val_batch_size", "img_size"):
+        if self.clean_steps is not None and self.clean_steps < 1:
+            raise ConfigError(f"{where}.clean_steps: must be >= 1 or null, got {self.clean_steps}")
+        for key in ("epochs", "batch_size", "val_batch_size", "img_size", "val_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")
 
@@ -98,11 +107,18 @@ class SegmentParams:
     clean_val_fraction: float = 0.1
     # extra test columns: name -> dataset folder (images/, masks/), e.g. CVC-ClinicDB (888_*.sh)
     extra_test: dict[str, str] = field(default_factory=dict)
-    seed: int = 0
+    # issue 22 s3: every (grid, experiment, fold, protocol, N) trains once per seed (model
+    # initialisation, augmentation and batch order); the authors ran one (paper.md section 5)
+    seeds: tuple[int, ...] = (0,)
+    # grid A, first fold and seed: the predicted masks of this many test images are kept for
+    # the report's predictions figure (issue 22 s2); 0 = none
+    predictions: int = 4
     track: bool = True  # MLflow
 
     def validate(self, where: str) -> None:
         if not self.protocols:
             raise ConfigError(f"{where}.protocols: name at least one of 'paper', 'clean'")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{where}.seeds: name one or more distinct seeds, got {list(self.seeds)}")
         if not 0 < self.clean_val_fraction < 1:
             raise ConfigError(f"{where}.clean_val_fraction: must be in (0, 1), got {self.clean_val_fraction}")

@@ -33,10 +33,11 @@ from singanseg.progress import Progress
 from singanseg.typed import to_mapping
 
 
-def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = ".") -> str:
+def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = ".", seed: int | None = None) -> str:
     h = hashlib.sha256()
-    settings = {k: v for k, v in to_mapping(params).items() if k != "track"}
-    h.update(f"{name}|{fold}|{params_hash(settings)}".encode())
+    # the seed list itself is not part of a cell's inputs: adding a seed keeps the others' results
+    settings = {k: v for k, v in to_mapping(params).items() if k not in ("track", "seeds")}
+    h.update(f"{name}|{fold}|{params.seeds[0] if seed is None else seed}|{params_hash(settings)}".encode())
     for protocol in params.protocols:
         sp = resolve(name, fold, protocol, params, root)
         for part, pairs in (("train", sp.train), ("val", sp.val), ("test", sp.test)):
@@ -49,6 +50,33 @@ def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = 
     return h.hexdigest()[:16]
 
 
+def _remove_stale(grid_dir: Path, active: set[Path], log) -> None:
+    """Remove every result of the grid folder that is not one of the `active` cells' JSONs
+    (with their per-image CSV, curves and timing): experiments, folds or seeds no longer in
+    the params must not reach a report."""
+    if not grid_dir.is_dir():
+        return
+    keep_dirs = {p.parent for p in active}
+    stems = {p.stem for p in active}
+    for d in sorted(grid_dir.iterdir()):
+        if not d.is_dir():
+            continue
+        if d.resolve() not in keep_dirs and not any(k.is_relative_to(d.resolve()) for k in keep_dirs):
+            shutil.rmtree(d)
+            log(d)
+            continue
+        if d.resolve() not in keep_dirs:  # a folder of folders (grid B's B/<GAN>/...): recurse
+            _remove_stale(d, active, log)
+            continue
+        for f in sorted(d.iterdir()):
+            cell = f.name.split(".", 1)[0]
+            for suffix in ("_per_image", "_curves", "_predictions"):
+                cell = cell.removesuffix(suffix)
+            if cell not in stems:
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+                log(f)
+
+
 def _done(json_path: Path, fp: str) -> bool:
     try:
         return json.loads(json_path.read_text()).get("fingerprint") == fp
@@ -59,32 +87,31 @@ def _done(json_path: Path, fp: str) -> bool:
 def run_grid(grid: str, params: SegmentParams, root: str | Path = ".", profile: str | None = None, log=print) -> dict[str, Any]:
     """Every (experiment, fold) of grid `grid` ("A" or "B"); returns counts and the run list."""
     root = Path(root)
-    runs = [(n, f) for n, f in grid_runs(params) if n.startswith(f"{grid}/")]
+    # every (experiment, fold, seed): seeds innermost, so an interrupted grid has whole cells
+    runs = [(n, f, s) for n, f in grid_runs(params) if n.startswith(f"{grid}/") for s in params.seeds]
     # resolve every run first: a missing input fails before hours of training
-    fps = {(n, f): fingerprint(n, f, params, root) for n, f in runs}
+    fps = {(n, f, s): fingerprint(n, f, params, root, s) for n, f, s in runs}
     grid_dir = root / params.paths.out / grid
     trivial = trivial_runs(grid, params)
-    keep = {output_paths(params, n, f, root)[0].parent.resolve() for n, f in runs}
-    keep |= {output_paths(params, n, f, root)[0].parent.resolve() for n, _, f in trivial}
-    if grid_dir.is_dir():
-        for d in sorted(grid_dir.iterdir()):
-            if d.is_dir() and d.resolve() not in keep:
-                shutil.rmtree(d)
-                log(f"segment {grid}: removed {d} (not in the active grid)")
+    cells = [(n, f, s) for n, f, s in runs] + [(n, f, params.seeds[0]) for n, _, f in trivial]
+    _remove_stale(grid_dir, {output_paths(params, n, f, s, root)[0].resolve() for n, f, s in cells},
+                  lambda m: log(f"segment {grid}: removed {m} (not in the active grid)"))
     done = skipped = 0
     # a done/total/ETA line at least every 30 s while trainings of minutes run (issue 17)
-    for i, (name, fold) in enumerate(Progress(f"segment@{grid}", len(runs), "trainings").iterate(runs), 1):
-        json_path, _ = output_paths(params, name, fold, root)
-        if _done(json_path, fps[(name, fold)]):
+    for i, (name, fold, seed) in enumerate(Progress(f"segment@{grid}", len(runs), "trainings").iterate(runs), 1):
+        json_path, _ = output_paths(params, name, fold, seed, root)
+        where = f"[{i}/{len(runs)}] {name} fold {fold} seed {seed}"
+        if _done(json_path, fps[(name, fold, seed)]):
             skipped += 1
-            log(f"[{i}/{len(runs)}] {name} fold {fold}: up to date, skipped")
+            log(f"{where}: up to date, skipped")
             continue
-        record = run_experiment(name, fold, params, root, profile, extra={"fingerprint": fps[(name, fold)]})
+        record = run_experiment(name, fold, params, root, profile, extra={"fingerprint": fps[(name, fold, seed)]},
+                                seed=seed)  # fmt: skip
         done += 1
         scores = ", ".join(
             f"{p} IoU {r['test']['per_image']['iou']:.4f}" for p, r in record["protocols"].items()
         )
-        log(f"[{i}/{len(runs)}] {name} fold {fold}: {scores}")
+        log(f"{where}: {scores}")
     # the trivial rows (pipeline/segment/trivial.py) take seconds: recomputed on every run
     for name, real, fold in trivial:
         record = run_trivial(name, real, fold, params, root, profile)

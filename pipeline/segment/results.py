@@ -9,12 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 SCORES = ("iou", "f1", "precision", "recall", "accuracy")
-COLUMNS = ["grid", "experiment", "fold", "protocol", "averaging", "score", "value", "train_size", "best_epoch",
-           "encoder", "encoder_weights"]  # fmt: skip
+# the per-image CSVs' columns (issue 22 s2; run.py writes them, the report's claims read them);
+# `dice` is the F1 score
+PER_IMAGE_COLUMNS = ("grid", "experiment", "protocol", "fold", "n", "seed", "test_set", "image_id",
+                     "iou", "dice", "precision", "recall", "accuracy")  # fmt: skip
+MAIN_TEST = "test"  # the test_set name of the grid's own test fold(s); extra sets use their names
+COLUMNS = ["grid", "experiment", "fold", "seed", "protocol", "averaging", "score", "value", "train_size",
+           "best_epoch", "encoder", "encoder_weights"]  # fmt: skip
 
 
 def load_segmentation(root: Path, grids: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One row per (grid, experiment, fold, protocol, averaging, score) from metrics/segmentation.
+    """One row per (grid, experiment, fold, seed, protocol, averaging, score) from metrics/segmentation.
 
     `grids` reads only those grids' folders (a stage reads only the folders it declares)."""
     root = Path(root)
@@ -30,7 +35,7 @@ def load_segmentation(root: Path, grids: tuple[str, ...] | None = None) -> pd.Da
                 for score, value in scores.items():
                     rows.append({
                         "grid": rec["grid"], "experiment": rec["experiment"], "fold": rec["fold"],
-                        "protocol": protocol, "averaging": averaging, "score": score, "value": value,
+                        "seed": rec.get("seed", 0), "protocol": protocol, "averaging": averaging, "score": score, "value": value,
                         "train_size": r["train_size"], "best_epoch": r["best_epoch"],
                         "encoder": rec["provenance"].get("encoder", "?"),
                         "encoder_weights": rec["provenance"]["encoder_weights"],

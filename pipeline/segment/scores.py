@@ -135,14 +135,24 @@ class ScoreAccumulator:
         return sum(int(c.shape[0]) for c in self._counts)
 
     def compute(self) -> dict[str, dict[str, float]]:
-        if not self._counts:
-            raise ValueError("no images were scored (empty evaluation set)")
-        counts = torch.cat(self._counts)
+        counts = self._all()
         per = per_image_from_counts(counts, self.eps)
         return {
             "per_image": {k: float(v.mean()) for k, v in per.items()},
             "micro": micro_from_counts(counts.sum(0)),
         }
+
+    def per_image(self) -> list[dict[str, float]]:
+        """Each scored image's five scores, in the order scored (issue 22 s2: the per-image
+        rows every paired interval of the report is computed from). The mean of a column is
+        `compute()["per_image"]`'s value."""
+        per = per_image_from_counts(self._all(), self.eps)
+        return [dict(zip(per, map(float, vals), strict=True)) for vals in zip(*per.values(), strict=True)]
+
+    def _all(self) -> torch.Tensor:
+        if not self._counts:
+            raise ValueError("no images were scored (empty evaluation set)")
+        return torch.cat(self._counts)
 
 
 def flat(result: Mapping[str, Mapping[str, float]], prefix: str = "") -> dict[str, float]:

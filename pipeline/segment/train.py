@@ -77,7 +77,8 @@ def make_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, ds, batch_size: int, device: torch.device, loss_fn=None) -> dict:
-    """Scores (both averaging modes), mean loss and the ids evaluated; model put in eval mode."""
+    """Scores (both averaging modes), mean loss, the ids evaluated and each image's scores
+    (`per_image`: dicts with image_id and the five scores); model put in eval mode."""
     model.eval()
     loader = DataLoader(IndexedDataset(ds), batch_size=batch_size, shuffle=False)
     acc = ScoreAccumulator()
@@ -89,7 +90,8 @@ def evaluate(model: torch.nn.Module, ds, batch_size: int, device: torch.device, 
             losses.append(float(loss_fn(logits, y)))
         acc.update(logits.softmax(dim=1), y)
         seen += [ds.pairs[int(i)].id for i in idx]
-    return {"scores": acc.compute(), "loss": float(np.mean(losses)) if losses else float("nan"), "ids": seen}
+    return {"scores": acc.compute(), "loss": float(np.mean(losses)) if losses else float("nan"), "ids": seen,
+            "per_image": [{"image_id": i, **r} for i, r in zip(seen, acc.per_image(), strict=True)]}
 
 
 @dataclass
@@ -109,8 +111,15 @@ def fit(
     params: TrainParams,
     seed: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
+    steps: int | None = None,
 ) -> TrainResult:
-    """Train for `params.epochs`; keep the weights of the best validation IoU (per-image mean)."""
+    """Train for `params.epochs`; keep the weights of the best validation IoU (per-image mean).
+
+    `steps` (issue 22 s4, `train_*.clean_steps`): train exactly this many optimiser steps
+    instead, in as many passes over the data as that takes (the last one cut short), so that
+    training sets of different sizes get the same training length; the lr drops after the
+    same fraction of the steps as `lr_change_epoch` is of `epochs`. Validation runs every
+    `val_every` passes and after the last (1 = every epoch, the authors')."""
     if len(train_ds) == 0:
         raise InputError("segment.train: empty training set")
     device = resolve_device(params.device)
@@ -134,42 +143,49 @@ def fit(
     curves: list[dict] = []
     val_seen: set[str] = set()
     train_seen: set[str] = set()
+    if steps is not None and steps < 1:
+        raise ConfigError(f"segment.train: steps must be >= 1, got {steps}")
+    epochs = params.epochs if steps is None else -(-steps // len(loader))
+    # the step after which the lr drops: after epoch lr_change_epoch, or the same fraction of `steps`
+    drop_at = (params.lr_change_epoch * len(loader) if steps is None
+               else round(steps * params.lr_change_epoch / params.epochs))  # fmt: skip
+    done = 0
     # at most every 30 s (issue 17); the grid prints each training's end
-    line = Progress("segment training", params.epochs, "epochs", final=False)
-    for epoch in range(1, params.epochs + 1):
+    line = Progress("segment training", epochs, "epochs", final=False)
+    for epoch in range(1, epochs + 1):
         model.train()
         lr = opt.param_groups[0]["lr"]
         total, n = 0.0, 0
         for x, y, idx in loader:
+            if steps is not None and done == steps:
+                break
             x, y = x.to(device), y.to(device)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
             opt.step()
+            done += 1
             total += float(loss.detach()) * len(x)
             n += len(x)
             train_seen.update(train_ds.pairs[int(i)].id for i in idx)
-        val = evaluate(model, val_ds, params.val_batch_size, device, loss_fn)
-        val_seen.update(val["ids"])
-        iou = val["scores"]["per_image"]["iou"]
-        improved = iou > best_iou  # strict, as `max_score < valid_logs['iou_score']`
-        if improved:
-            best_iou, best_epoch = iou, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        if epoch == params.lr_change_epoch:  # after the epoch, as the authors
-            for g in opt.param_groups:
-                g["lr"] = params.lr_after
-        row = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_loss": total / max(n, 1),
-            "val_loss": val["loss"],
-            **{f"val_{mode}_{k}": v for mode, d in val["scores"].items() for k, v in d.items()},
-            "best_epoch": best_epoch,
-        }
+            if done == drop_at:  # after the epoch (or step), as the authors
+                for g in opt.param_groups:
+                    g["lr"] = params.lr_after
+        row = {"epoch": epoch, "steps": done, "lr": lr, "train_loss": total / max(n, 1)}
+        if epoch % params.val_every == 0 or epoch == epochs:
+            val = evaluate(model, val_ds, params.val_batch_size, device, loss_fn)
+            val_seen.update(val["ids"])
+            iou = val["scores"]["per_image"]["iou"]
+            improved = iou > best_iou  # strict, as `max_score < valid_logs['iou_score']`
+            if improved:
+                best_iou, best_epoch = iou, epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            row.update({"val_loss": val["loss"],
+                        **{f"val_{mode}_{k}": v for mode, d in val["scores"].items() for k, v in d.items()}})  # fmt: skip
+        row["best_epoch"] = best_epoch
         curves.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        line.advance(note=f"val IoU {iou:.4f}")
+        line.advance(note=f"val IoU {best_iou:.4f} (best)")
     model.load_state_dict(copy.deepcopy(best_state))
     return TrainResult(best_epoch, best_iou, curves, best_state, val_seen, train_seen)
