@@ -14,6 +14,10 @@ ARGS ?=
 
 # the real-data check: the cpu profile on a folder of real pairs (images/ + masks/)
 DATA ?= ../shared/data/kvasir-seg-200
+# grid A's external test set for `make cpu` (issue 22 s5), NAME=FOLDER; `make cpu EXTRA_TEST=` for none
+EXTRA_TEST ?= cvc=../shared/data/cvc-clinicdb-20
+# (`++`: add or replace the key; params.yaml has an empty {})
+EXTRA_TEST_SET = $(if $(EXTRA_TEST),-S ++segment.extra_test.$(EXTRA_TEST))
 
 venv: $(VENV)/.installed
 
@@ -35,7 +39,7 @@ demo: venv
 # downloadable weights run random-init, as the profile says and every table row states.
 # Writes reports/cpu/ (51 minutes on 2 cores for 200 pairs: benchmarks/README.md).
 cpu: venv
-	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=folder -S data.folder=$(DATA)
+	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=folder -S data.folder=$(DATA) $(EXTRA_TEST_SET)
 	@echo "Results: reports/cpu/README.md"
 
 # The same with internet: the 1000 Kvasir-SEG images downloaded, and every network pretrained

@@ -115,7 +115,18 @@ def test_reports_hold_every_table_and_figure(project):
         assert r"\toprule" in tex and r"\bottomrule" in tex
         assert "network weights: " in tex.split(r"\caption{", 1)[1].split("\n", 1)[0], name  # every caption
         assert f"(tables/{name}.csv)" in index
-    for fig in ("mask_foreground", "mask_mean_std", "gan_by_k", "grid_b", "learning_curves", "samples_baselines"):
+    # issue 22 s2: the committed per-image scores recompute the tables: REAL's grid A IoU is the mean
+    # over (fold, seed) runs of its per-image means
+    import pandas as pd
+
+    per = pd.read_csv(reports / "tables" / "per_image_A.csv", dtype={"image_id": str})
+    assert set(per.columns) >= {"experiment", "protocol", "fold", "seed", "test_set", "image_id", "iou", "dice"}
+    table = pd.read_csv(reports / "tables" / "grid_a_paper.csv", index_col=0)
+    real = per[(per.experiment == "A/REAL") & (per.protocol == "paper") & (per.test_set == "test")]
+    assert table.loc["REAL", "IoU"] == pytest.approx(real.groupby(["fold", "seed"]).iou.mean().mean(), abs=1e-4)
+    assert (reports / "tables" / "per_image_B.csv").is_file() and "(tables/per_image_A.csv)" in index
+    for fig in ("mask_foreground", "mask_mean_std", "gan_by_k", "grid_b", "learning_curves", "samples_baselines",
+                "predictions"):
         assert (reports / "figures" / f"{fig}.png").stat().st_size > 2000, fig
         assert f"figures/{fig}.png" in index
     assert list((reports / "figures").glob("samples_phantom_*.png"))

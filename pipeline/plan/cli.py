@@ -93,7 +93,7 @@ def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_
         elif base == "segment":
             tp = plan.seg.train_scarce if item == "B" else plan.seg.train_rich
             out, mb, cmb = unit(f"segment_{item}", lambda b, t=tp: cal.segment(plan.seg.model, t, plan.data, pairs, device, b), budget_s)
-            secs = sum(t["epochs"] * (t["train"] * out["per_train_image_s"] + t["val"] * out["per_eval_image_s"])
+            secs = sum(t["epochs"] * t["train"] * out["per_train_image_s"] + t["val_rounds"] * t["val"] * out["per_eval_image_s"]
                        + t["test"] * out["per_eval_image_s"] for t in row.units["runs"])  # fmt: skip
             row.note = "encoder random-init"
         else:

@@ -170,7 +170,8 @@ class Plan:
         return total
 
     def segment_trainings(self, grid: str) -> list[dict[str, int]]:
-        """One entry per UNet++ training of the grid: epochs, batch, train / val / test images.
+        """One entry per UNet++ training of the grid (per seed): epochs (passes over the training set;
+        fractional under `clean_steps`), batch, train / val / test images, validation rounds.
 
         The runs come from pipeline.segment.experiments.grid_runs; the set sizes follow its
         rules from the image count (np.array_split folds; clean: the last fraction of the
@@ -180,7 +181,8 @@ class Plan:
         p = self.seg
         folds = [len(a) for a in np.array_split(np.arange(self.n), self.data_p.folds)]
         out = []
-        for name, fold in grid_runs(p):
+        # one training per seed of every (experiment, fold) (issue 22 s3)
+        for name, fold in [r for r in grid_runs(p) for _ in p.seeds]:
             if not name.startswith(f"{grid}/"):
                 continue
             exp = parse(name, p)
@@ -192,8 +194,12 @@ class Plan:
                 r = real if protocol == "paper" else real - val
                 singan_src = exp.source is not None and exp.source.startswith("singan")
                 synth = exp.samples * r if singan_src else exp.samples if exp.source else 0
-                out.append({"epochs": tp.epochs, "batch": tp.batch_size,
-                            "train": (r if exp.use_real else 0) + synth, "val": val, "test": test})  # fmt: skip
+                train = (r if exp.use_real else 0) + synth
+                epochs = tp.epochs
+                if protocol == "clean" and tp.clean_steps:  # the same steps for every set: passes of the data
+                    epochs = tp.clean_steps / max(1, math.ceil(train / tp.batch_size))
+                out.append({"epochs": epochs, "batch": tp.batch_size, "train": train, "val": val, "test": test,
+                            "val_rounds": math.ceil(epochs / tp.val_every)})  # fmt: skip
         return out
 
 

@@ -84,6 +84,23 @@ def validation_augmentation(img_size: int) -> A.Compose:
     )
 
 
+# decoded PYRA-resized pairs by (files, their sizes and mtimes, PYRA size); at most this many
+# (256 px pairs: ~200 KB each, so ~0.8 GB at the bound)
+_DECODED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_DECODED_MAX = 4000
+
+
+def _cache_key(pair: Pair, pyra_size: int | None) -> tuple | None:
+    """The cache key of one pair: a file rewritten in place (new size or mtime) is read again."""
+    if not pyra_size:
+        return None
+    try:
+        a, b = pair.image.stat(), pair.mask.stat()
+    except OSError:
+        return None  # read_pair names the missing file
+    return (str(pair.image), a.st_size, a.st_mtime_ns, str(pair.mask), b.st_size, b.st_mtime_ns, pyra_size)
+
+
 class PairDataset(Dataset):
     """(image float32 (3, S, S) in 0-255, mask int64 (S, S) in {0, 1}) from a list of pairs.
 
@@ -109,8 +126,10 @@ class PairDataset(Dataset):
         self.transform = training_augmentation(img_size, seed) if train else validation_augmentation(img_size)
         # Decoded, PYRA-resized pairs, kept after the first epoch: decoding a full-size PNG
         # cost more than the UNet++ step on it at the cpu profile's sizes. Kept only at the
-        # fixed PYRA size (256 px: ~200 KB a pair), read-only so no transform can alter them.
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # fixed PYRA size (256 px: ~200 KB a pair), read-only so no transform can alter them,
+        # and shared by every dataset of the process (_DECODED): a grid trains each test and
+        # training image in many (experiment, fold, seed, protocol) runs.
+        self._cache = _DECODED
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -121,8 +140,9 @@ class PairDataset(Dataset):
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Read pair `i` (validated: same size, binarised), PYRA-resized (cached at that size)."""
-        if i in self._cache:
-            return self._cache[i]
+        key = _cache_key(self.pairs[i], self.pyra_size)
+        if key is not None and key in self._cache:
+            return self._cache[key]
         try:
             image, mask, _ = read_pair(self.pairs[i])
         except InputError as e:
@@ -134,7 +154,10 @@ class PairDataset(Dataset):
             mask = cv2.resize(mask, (s, s), interpolation=cv2.INTER_NEAREST)
             image.setflags(write=False)
             mask.setflags(write=False)
-            self._cache[i] = (image, mask)
+            if key is not None:
+                if len(self._cache) >= _DECODED_MAX:  # a bound on memory: drop the oldest
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = (image, mask)
         return image, mask
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
