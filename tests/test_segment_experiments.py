@@ -116,3 +116,16 @@ def test_bad_folds_sizes_and_empty_sets_are_named(tmp_path):
     empty = SegmentParams(paths=PathParams(folds="nope.csv"))
     with pytest.raises(ExperimentError, match="nope.csv: folds file not found"):
         resolve("A/REAL", 0, "paper", empty, tmp_path)
+
+
+def test_drop_empty_synthetic_leaves_out_only_empty_mask_samples(tmp_path):
+    """issue 23 s2: a named option, off by default (the paper kept empty-mask samples)."""
+    import dataclasses
+
+    make_project(tmp_path, synthetic=("singan",), samples=2)
+    kept = resolve("A/FAKE_2", 0, "paper", PARAMS, tmp_path).train
+    empty = kept[1]
+    write_png(empty.mask, np.zeros((24, 24), np.uint8))
+    assert resolve("A/FAKE_2", 0, "paper", PARAMS, tmp_path).train == kept  # default: kept
+    dropped = resolve("A/FAKE_2", 0, "paper", dataclasses.replace(PARAMS, drop_empty_synthetic=True), tmp_path).train
+    assert dropped == [p for p in kept if p != empty]

@@ -110,6 +110,9 @@ class SegmentParams:
     # issue 22 s3: every (grid, experiment, fold, protocol, N) trains once per seed (model
     # initialisation, augmentation and batch order); the authors ran one (paper.md section 5)
     seeds: tuple[int, ...] = (0,)
+    # issue 23 s2, our option: leave synthetic pairs whose mask is empty out of every training set
+    # (SinGAN-Seg and baseline samples alike); false = the paper, which kept them
+    drop_empty_synthetic: bool = False
     # grid A, first fold and seed: the predicted masks of this many test images are kept for
     # the report's predictions figure (issue 22 s2); 0 = none
     predictions: int = 4

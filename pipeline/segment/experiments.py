@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.segment.config import Protocol, SegmentParams
-from singanseg.io import InputError, Pair, list_pairs
+from singanseg.io import InputError, Pair, list_pairs, read_mask
 
 _A = re.compile(r"^(?P<real>REAL\+)?FAKE_(?P<k>[1-9]\d*)(?:_ST(?P<st>\d+to\d+))?$")
 _B = re.compile(r"^(?P<real>REAL\+)?(?P<src>[A-Z][A-Z0-9]*)_N(?P<n>[1-9]\d*)$")
@@ -140,6 +140,14 @@ def _check_sizes(pairs: list[Pair], where: str) -> None:
             raise ExperimentError(f"{where}: unreadable pair {p.image} / {p.mask} ({e})") from None
 
 
+def _empty_mask(pair: Pair) -> bool:
+    """True when the pair's mask has no polyp pixel (read as every mask is: singanseg.io)."""
+    try:
+        return not read_mask(pair.mask)[0].any()
+    except InputError as e:
+        raise ExperimentError(f"synthetic pair {pair.id}: {e}") from None
+
+
 def _synthetic_singan(exp: Experiment, root: Path, src_ids: list[str], fold_txt: str) -> list[Pair]:
     folder = root
     if not folder.is_dir():
@@ -239,9 +247,12 @@ def resolve(name: str, fold: int, protocol: Protocol, params: SegmentParams, roo
     if exp.source is not None:
         syn_root = root / paths.synthetic
         if exp.source.startswith("singan"):
-            train += _synthetic_singan(exp, syn_root / exp.source / paths.singan_variant, train_ids, fold_txt)
+            synthetic = _synthetic_singan(exp, syn_root / exp.source / paths.singan_variant, train_ids, fold_txt)
         else:
-            train += _synthetic_baseline(exp, syn_root, fold_txt)
+            synthetic = _synthetic_baseline(exp, syn_root, fold_txt)
+        if params.drop_empty_synthetic:
+            synthetic = [p for p in synthetic if not _empty_mask(p)]
+        train += synthetic
     if not train:
         raise ExperimentError(f"experiment {name} ({fold_txt}, {protocol}): empty training set")
     val = [real[i] for i in val_ids]
