@@ -36,10 +36,9 @@ from PIL import Image, ImageDraw
 from pipeline.metrics.inception import load_inception
 from pipeline.metrics.sifid import SIFIDOptions, sifid_folders
 from singanseg.io import read_image
-from singanseg.style_transfer import parse_ratio
+from singanseg.style_transfer import StyleConfig, parse_ratio
 from singanseg.stylize_folder import stylize_folder
 from singanseg.typed import from_mapping
-from singanseg.style_transfer import StyleConfig
 
 
 def arms(steps: list[int]) -> list[tuple[str, dict]]:

@@ -62,7 +62,8 @@ def test_missing_package_is_one_line_naming_pip(monkeypatch):
 
 
 def test_tampered_checkpoint_is_refused(monkeypatch):
-    from singanseg import lite0 as core  # the check lives in singanseg (pipeline/segment/lite0.py re-exports it)
+    # the check lives in singanseg (pipeline/segment/lite0.py re-exports it)
+    from singanseg import lite0 as core
 
     monkeypatch.setattr(core, "SHA256", "0" * 64)
     with pytest.raises(lite0.WeightsError, match="sha256"):

