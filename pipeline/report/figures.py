@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report import plots as figures
+from pipeline.report.quality_tables import style_summary
 from pipeline.results import verdicts as V
 from pipeline.results.names import display_name, experiment_order
 from singanseg.io import InputError, list_pairs, read_image, read_mask
@@ -142,7 +143,7 @@ def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
                    samples_per_image: int | None = None) -> tuple[str, str]:
     """(what a figure shows, the network weights behind it), for its caption in the report."""
     unet = "UNet++ encoder " + _weights_of(provenance, "UNet++ encoder")
-    vgg = "style-transfer VGG16 " + ("RANDOM-INIT" if any("random" in w for w in style) else (", ".join(sorted(style)) or "none"))
+    vgg = "style-transfer " + style_summary(style, " ")
     gens = "generators trained from scratch in this run"
     if stem.startswith("samples_") and stem != "samples_baselines":
         return (f"Samples of real image {stem[len('samples_'):]}. The real image and its mask, then samples of its "

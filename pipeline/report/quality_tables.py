@@ -37,17 +37,37 @@ def _short(weights: str) -> str:
     return "RANDOM-INIT" if "random" in w.lower() else w.split(":", 1)[0]
 
 
+# provenance.json `style_network` -> what a row calls it; sets written before the key existed ran VGG16
+STYLE_NETWORKS = {"vgg16": "VGG16", "vgg19": "VGG19", "efficientnet_lite0": "EfficientNet-Lite0"}
+
+
+def style_network(rec: dict) -> str:
+    """The style network of one stylised set's provenance record, as rows and captions name it."""
+    return STYLE_NETWORKS.get(str(rec.get("style_network", "vgg16")), str(rec.get("style_network")))
+
+
+def style_summary(style: set[str], sep: str = ": ") -> str:
+    """'VGG16: RANDOM-INIT' or 'EfficientNet-Lite0: efficientnet_lite0-imagenet:...' from the
+    '<network>|<weights>' items of build.style_weights (a bare weights string is VGG16's)."""
+    by_net: dict[str, set[str]] = {}
+    for item in style:
+        net, bar, w = item.partition("|")
+        net, w = (net, w) if bar else ("VGG16", item)
+        by_net.setdefault(net, set()).add("RANDOM-INIT" if "random" in w else w)
+    return ", ".join(f"{n}{sep}{', '.join(sorted(ws))}" for n, ws in sorted(by_net.items())) or f"network{sep}none"
+
+
 def set_weights(name: str, prov: dict[str, str], synthetic: Path | None) -> str:
-    """Which networks' weights produced one set's row (SIFID/FID Inception, LPIPS trunk, ST VGG16)."""
+    """Which networks' weights produced one set's row (SIFID/FID Inception, LPIPS trunk, style network)."""
     parts = [f"{net}: {_short(w)}" for net, w in sorted(prov.items())]
     m = _ST.match(name)
     if m and m["c"] and synthetic is not None:
         p = synthetic / name / "provenance.json"
         if p.is_file():
             rec = json.loads(p.read_text())
-            parts.append(f"style VGG16: {_short(rec.get('weights', '?'))}")
+            parts.append(f"style {style_network(rec)}: {_short(rec.get('weights', '?'))}")
         else:
-            parts.append("style VGG16: unknown")
+            parts.append("style network: unknown")
     return "; ".join(parts)
 
 
