@@ -571,7 +571,30 @@ def describe(meta: dict[str, Any]) -> str:
     return f"imported from the authors' checkpoint {src.get('id')!r} ({src.get('from')})"
 
 
+# The coarsest real of the pair an imported model was trained on, against ours of the same
+# pair: the same RGBA input gives the same reals bit for bit (`resize: reference`, tested in
+# test_singan_equivalence); a JPEG decoded by another library may differ by a level or two.
+INPUT_TOLERANCE = 4 / 127.5  # mean |difference| in [-1, 1], about two uint8 levels
+
+
+def input_mismatch(folder: str | os.PathLike, rgba, cfg: SinGANConfig) -> str | None:
+    """None when the imported model at `folder` was trained on `rgba` (its coarsest real is
+    this input's at the coarsest scale), else why not (the shapes or the mean difference)."""
+    from singanseg.ckpt import load_state
+    from singanseg.pyramid import build_pyramid
+
+    stored = load_state(folder, scale_name(0))[0]["real"]
+    ours = build_pyramid(rgba, cfg, f"{folder}: input")[0][0]
+    if tuple(stored.shape) != tuple(ours.shape):
+        return f"its coarsest real is {tuple(stored.shape[2:])}, this input's {tuple(ours.shape[2:])}"
+    diff = float((stored - ours).abs().mean())
+    if diff > INPUT_TOLERANCE:
+        return f"its coarsest real differs from this input's by {diff:.3f} on average (more than {INPUT_TOLERANCE:.3f})"
+    return None
+
+
 __all__ = [
+    "input_mismatch",
     "ALLOWED",
     "AuthorsCheckpoint",
     "Inert",
