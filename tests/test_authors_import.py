@@ -312,6 +312,20 @@ def test_cli_sample_of_an_imported_model_equals_the_authors(release, imported, t
 
 
 @pytest.mark.reference
+def test_stylize_runs_on_an_imported_models_samples(release, imported, tmp_path, capsys):
+    """`sample` then `stylize` (random VGG weights, one step: offline and fast) as for a
+    trained model: the style is the model's real image, the masks are carried unchanged."""
+    assert cli_main(["sample", str(imported), "--num", "2", "--seed", "1", "--out", str(tmp_path / "s"), "--device", "cpu"]) == 0
+    style = release / "real_images" / f"{CKPT_ID}.jpg"
+    args = ["stylize", str(tmp_path / "s"), str(style), "--out", str(tmp_path / "st"), "--weights", "random", "--steps", "1"]
+    assert cli_main(args) == 0, capsys.readouterr().err
+    for i in range(2):
+        name = f"{CKPT_ID}_{i}.png"
+        assert (tmp_path / "st" / "images" / name).is_file()
+        assert (tmp_path / "st" / "masks" / name).read_bytes() == (tmp_path / "s" / "masks" / name).read_bytes()
+
+
+@pytest.mark.reference
 def test_training_into_an_imported_model_says_why_not(release, imported, tmp_path):
     """train (and train-many, through api.finished_model) never resumes or replaces an
     imported model: there is no critic, optimiser or random state; the message says so."""
