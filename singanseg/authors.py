@@ -155,8 +155,10 @@ def _pickle_of(raw: bytes, where: str) -> bytes:
     """The data.pkl of a torch zip checkpoint (the format torch.save writes since 1.6)."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(names) != 1:
+            # torch reads <archive>/data.pkl, <archive> being the one top-level folder: the
+            # scanned pickle must be the one it loads
+            names = [n for n in zf.namelist() if n.endswith("data.pkl")]
+            if len(names) != 1 or names[0].count("/") != 1 or not names[0].endswith("/data.pkl"):
                 raise CheckpointError(f"{where}: not a torch checkpoint (no single data.pkl inside)")
             return zf.read(names[0])
     except (zipfile.BadZipFile, EOFError, OSError) as e:
@@ -581,10 +583,14 @@ def input_mismatch(folder: str | os.PathLike, rgba, cfg: SinGANConfig) -> str | 
     """None when the imported model at `folder` was trained on `rgba` (its coarsest real is
     this input's at the coarsest scale), else why not (the shapes or the mean difference)."""
     from singanseg.ckpt import load_state
+
+    return _coarsest_mismatch(load_state(folder, scale_name(0))[0]["real"], rgba, cfg, f"{folder}: input")
+
+
+def _coarsest_mismatch(stored: torch.Tensor, rgba, cfg: SinGANConfig, where: str) -> str | None:
     from singanseg.pyramid import build_pyramid
 
-    stored = load_state(folder, scale_name(0))[0]["real"]
-    ours = build_pyramid(rgba, cfg, f"{folder}: input")[0][0]
+    ours = build_pyramid(rgba, cfg, where)[0][0]
     if tuple(stored.shape) != tuple(ours.shape):
         return f"its coarsest real is {tuple(stored.shape[2:])}, this input's {tuple(ours.shape[2:])}"
     diff = float((stored - ours).abs().mean())
@@ -593,7 +599,44 @@ def input_mismatch(folder: str | os.PathLike, rgba, cfg: SinGANConfig) -> str | 
     return None
 
 
+def import_for_data(
+    src: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike, base: SinGANConfig | None = None
+) -> dict[str, Path]:
+    """Import the authors' model of every pair of `data_dir` (images/, masks/) into `out/<pair id>`.
+
+    The authors' ids 1...N are the positions of the Kvasir-SEG names in natural-sort order
+    (paper.md s3, verified; singanseg.io.natural_sorted, the order list_pairs gives). Every
+    pair must have its model, and each model's coarsest real must be its pair's at the
+    coarsest scale: a mismatch means the ids are mapped wrong and is refused, naming both
+    (the models imported before it matched their pairs and are kept; a rerun leaves them).
+    """
+    from singanseg.api import read_inputs
+    from singanseg.io import list_pairs
+
+    pairs = list_pairs(data_dir)
+    found = {i: w for i, w, _ in find_checkpoints(src)}
+    missing = [f"{p.id} (authors' id {n})" for n, p in enumerate(pairs, 1) if str(n) not in found]
+    if missing:
+        raise CheckpointError(
+            f"{src}: no checkpoint for {len(missing)} of the {len(pairs)} pairs of {data_dir}: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} (the authors' ids are the natural-sort positions of the names)"
+        )
+    written = {}
+    for n, p in enumerate(pairs, 1):  # one model in memory at a time (1000 of them are ~5 GB)
+        ck = read_checkpoint(_read_files(found[str(n)]), str(n), found[str(n)], base)
+        rgba, _ = read_inputs(p.image, p.mask, ck.config.max_input_pixels)
+        problem = _coarsest_mismatch(ck.reals[0], rgba, ck.config, f"{p.image}")
+        if problem is not None:
+            raise CheckpointError(
+                f"{found[str(n)]}: the authors' model {n} is not the model of {p.image} ({problem}); "
+                f"the ids are mapped wrong (authors' id n = the n-th name in natural-sort order)"
+            )
+        written[p.id] = write_model(ck, Path(out) / p.id)  # the ones before a refusal matched
+    return written
+
+
 __all__ = [
+    "import_for_data",
     "input_mismatch",
     "ALLOWED",
     "AuthorsCheckpoint",

@@ -345,6 +345,59 @@ def test_training_into_an_imported_model_says_why_not(release, imported, tmp_pat
     assert json.loads((folder / "model.json").read_text())["source"]["id"] == CKPT_ID  # untouched
 
 
+@pytest.mark.reference
+def test_train_many_skips_an_imported_model_of_its_pair_and_names_a_mismatch(release, imported, tmp_path):
+    """train-many resumes by default: an imported model of the same pair and config is
+    skipped like a trained one; one in the folder of another pair fails that pair with the
+    reason (it is not replaced, even with on_incompatible 'retrain': it has nothing to
+    resume from)."""
+    from singanseg.train_many import train_many
+
+    rgba = np.load(release.parent / "rgba.npy")
+    data, out = tmp_path / "data", tmp_path / "models"
+    write_png(data / "images" / f"{CKPT_ID}.png", rgba[..., :3])
+    write_png(data / "masks" / f"{CKPT_ID}.png", rgba[..., 3])
+    other = _rgba(seed=1)
+    write_png(data / "images" / "18.png", other[..., :3])
+    write_png(data / "masks" / "18.png", other[..., 3])
+    shutil.copytree(imported, out / CKPT_ID)
+    shutil.copytree(imported, out / "18")  # an import under the wrong id
+    cfg = api.load(imported).config
+    result = train_many(data, out, cfg, seed=3, progress=False, device="cpu", on_incompatible="retrain")
+    assert result.ids("skipped") == [CKPT_ID]
+    assert result.ids("failed") == ["18"]
+    (failed,) = [r for r in result.results if r.task_id == "18"]
+    assert "imported from the authors' checkpoint '17'" in failed.error and "coarsest real" in failed.error
+    assert json.loads((out / "18" / "model.json").read_text())["source"]["id"] == CKPT_ID  # not replaced
+
+
+@pytest.mark.reference
+def test_import_for_data_maps_ids_by_natural_sort_and_checks_the_reals(release, tmp_path):
+    """ids 1..N = the natural-sort positions of the pairs' names; each model's coarsest real
+    must be its pair's, else the mapping is refused naming both."""
+    from singanseg.authors import import_for_data
+
+    rgba, other = np.load(release.parent / "rgba.npy"), _rgba(seed=1)
+    good = release / "TrainedModels_1_clean" / CKPT_ID
+    src = tmp_path / "release"
+    for i in ("1", "2"):
+        shutil.copytree(good, src / i)
+    data = tmp_path / "data"
+    # natural sort: polyp2 before polyp10 (plain sorted() would swap them)
+    for name, x in (("polyp2", rgba), ("polyp10", other)):
+        write_png(data / "images" / f"{name}.png", x[..., :3])
+        write_png(data / "masks" / f"{name}.png", x[..., 3])
+    with pytest.raises(CheckpointError, match=r"2: the authors' model 2 is not the model of .*polyp10\.png.*mapped wrong"):
+        import_for_data(src, data, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "polyp2" / "model.json").read_text())["source"]["id"] == "1"
+    shutil.rmtree(src / "2")
+    with pytest.raises(CheckpointError, match=r"no checkpoint for 1 of the 2 pairs.*polyp10 \(authors' id 2\)"):
+        import_for_data(src, data, tmp_path / "out2")
+    (data / "images" / "polyp10.png").unlink()
+    (data / "masks" / "polyp10.png").unlink()
+    assert import_for_data(src, data, tmp_path / "out3") == {"polyp2": tmp_path / "out3" / "polyp2"}
+
+
 # ---------------------------------------------------------------------------------------
 # Refusals: malicious, truncated and mismatched files
 
