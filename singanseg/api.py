@@ -24,11 +24,11 @@ from singanseg.io import InputError, read_image, read_mask
 from singanseg.pyramid import build_pyramid, to_rgba
 from singanseg.saved_model import (
     MODEL_JSON,
-    is_imported,
     SinGANSeg,
     config_of,
     incompatibilities,
     input_sha256,
+    is_imported,
     load_scale,
     model_record,
     progress_record,
