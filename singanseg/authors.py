@@ -600,7 +600,11 @@ def _coarsest_mismatch(stored: torch.Tensor, rgba, cfg: SinGANConfig, where: str
 
 
 def import_for_data(
-    src: str | os.PathLike, data_dir: str | os.PathLike, out: str | os.PathLike, base: SinGANConfig | None = None
+    src: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    base: SinGANConfig | None = None,
+    only: set[str] | None = None,
 ) -> dict[str, Path]:
     """Import the authors' model of every pair of `data_dir` (images/, masks/) into `out/<pair id>`.
 
@@ -609,20 +613,22 @@ def import_for_data(
     pair must have its model, and each model's coarsest real must be its pair's at the
     coarsest scale: a mismatch means the ids are mapped wrong and is refused, naming both
     (the models imported before it matched their pairs and are kept; a rerun leaves them).
+    `only`: import these pair ids (a shard); the ids are still positions in the whole folder.
     """
     from singanseg.api import read_inputs
     from singanseg.io import list_pairs
 
-    pairs = list_pairs(data_dir)
+    numbered = [(n, p) for n, p in enumerate(list_pairs(data_dir), 1) if only is None or p.id in only]
+    pairs = [p for _, p in numbered]
     found = {i: w for i, w, _ in find_checkpoints(src)}
-    missing = [f"{p.id} (authors' id {n})" for n, p in enumerate(pairs, 1) if str(n) not in found]
+    missing = [f"{p.id} (authors' id {n})" for n, p in numbered if str(n) not in found]
     if missing:
         raise CheckpointError(
             f"{src}: no checkpoint for {len(missing)} of the {len(pairs)} pairs of {data_dir}: {', '.join(missing[:5])}"
             f"{' ...' if len(missing) > 5 else ''} (the authors' ids are the natural-sort positions of the names)"
         )
     written = {}
-    for n, p in enumerate(pairs, 1):  # one model in memory at a time (1000 of them are ~5 GB)
+    for n, p in numbered:  # one model in memory at a time (1000 of them are ~5 GB)
         ck = read_checkpoint(_read_files(found[str(n)]), str(n), found[str(n)], base)
         rgba, _ = read_inputs(p.image, p.mask, ck.config.max_input_pixels)
         problem = _coarsest_mismatch(ck.reals[0], rgba, ck.config, f"{p.image}")

@@ -35,6 +35,7 @@ from singanseg.ckpt import CheckpointError
 from singanseg.cli import main as cli_main
 from singanseg.io import write_png
 from singanseg.saved_model import SinGANSeg
+from singanseg.typed import ConfigError
 
 H, W = 80, 72  # min_size 25 (the authors' default): 6 scales, so scales 4 and 5 are twice as wide
 N_SCALES = 6
@@ -396,6 +397,29 @@ def test_import_for_data_maps_ids_by_natural_sort_and_checks_the_reals(release, 
     (data / "images" / "polyp10.png").unlink()
     (data / "masks" / "polyp10.png").unlink()
     assert import_for_data(src, data, tmp_path / "out3") == {"polyp2": tmp_path / "out3" / "polyp2"}
+
+
+@pytest.mark.reference
+def test_the_train_singan_stage_imports_with_source_authors(release, tmp_path):
+    """`singan.source: authors`: the stage imports this shard's models instead of training,
+    records their source, and what it writes is what the generate stage samples from."""
+    from pipeline.train_singan import IMPORT_RECORD, SinGANStageParams, run
+
+    rgba = np.load(release.parent / "rgba.npy")
+    data, src = tmp_path / "data", tmp_path / "release"
+    write_png(data / "images" / "polyp2.png", rgba[..., :3])
+    write_png(data / "masks" / "polyp2.png", rgba[..., 3])
+    shutil.copytree(release / "TrainedModels_1_clean" / CKPT_ID, src / "1")
+    params = SinGANStageParams(input_dir=str(data), out_dir=str(tmp_path / "models"), source="authors",
+                               authors_dir=str(src), track=False)  # fmt: skip
+    result = run(params, exclusive_out=True)
+    assert result.ids("done") == ["polyp2"] and "imported from the authors' checkpoints" in result.summary
+    assert json.loads(result.record.read_text())["models"] == ["polyp2"]
+    assert result.record.name == IMPORT_RECORD
+    model = SinGANSeg.load(tmp_path / "models" / "polyp2")
+    assert model.meta["source"]["id"] == "1" and len(model.sample(2, 0, seed=1)) == 2
+    with pytest.raises(ConfigError, match="singan.authors_dir: required"):
+        run(SinGANStageParams(input_dir=str(data), out_dir=str(tmp_path / "m2"), source="authors", track=False))
 
 
 # ---------------------------------------------------------------------------------------
