@@ -422,6 +422,24 @@ def test_the_train_singan_stage_imports_with_source_authors(release, tmp_path):
         run(SinGANStageParams(input_dir=str(data), out_dir=str(tmp_path / "m2"), source="authors", track=False))
 
 
+def test_the_plan_prices_an_import_without_training(tmp_path):
+    """pipeline.plan with singan.source: authors: the train_singan rows import, not train."""
+    import yaml
+
+    from pipeline.plan import work as plan_work
+
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["singan"].update(source="authors", authors_dir="/data/TrainedModels")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = plan_work.Plan(tmp_path / "params.yaml", "paper", tmp_path / "no-such-dir", None)
+    rows = {r.stage: r for r in plan_work.work_rows(p, plan_work.dvc_stages(root / "dvc.yaml", p.raw))}
+    assert sum(rows[f"train_singan@{i}"].units["models"] for i in range(4)) == 1000
+    assert all(rows[f"train_singan@{i}"].units["imported"] for i in range(4))
+    assert "iterations" not in rows["train_singan@0"].units
+    assert "imported from the authors' checkpoints (/data/TrainedModels)" in rows["train_singan@0"].work
+
+
 # ---------------------------------------------------------------------------------------
 # Refusals: malicious, truncated and mismatched files
 
