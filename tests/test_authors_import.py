@@ -422,6 +422,20 @@ def test_the_train_singan_stage_imports_with_source_authors(release, tmp_path):
         run(SinGANStageParams(input_dir=str(data), out_dir=str(tmp_path / "m2"), source="authors", track=False))
 
 
+@pytest.mark.reference
+def test_the_report_names_the_source_of_its_models(imported, tmp_path):
+    from pipeline.report.build import header, models_line
+
+    shutil.copytree(imported, tmp_path / "shard0" / "polyp1")
+    assert models_line([tmp_path / "shard0"]) == "1 imported from the authors' released checkpoints (`singan.source: authors`)"
+    (tmp_path / "shard1" / "polyp2").mkdir(parents=True)
+    (tmp_path / "shard1" / "polyp2" / "model.json").write_text(json.dumps({"format": "singanseg-singan", "seed": 1}))
+    line = models_line([tmp_path / "shard0", tmp_path / "shard1"])
+    assert line.startswith("1 trained by this suite, 1 imported from the authors'")
+    assert f"- SinGAN-Seg models: {line}" in header("smoke", "abc", {}, "phantom", models=line)
+    assert models_line([tmp_path / "nothing"]) is None
+
+
 def test_the_plan_prices_an_import_without_training(tmp_path):
     """pipeline.plan with singan.source: authors: the train_singan rows import, not train."""
     import yaml
