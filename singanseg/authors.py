@@ -106,8 +106,9 @@ DATA_GLOBALS = (
 )
 ALLOWED = frozenset((*STAND_INS, *DATA_GLOBALS))
 
-# Opcodes that reach a global other than by GLOBAL/STACK_GLOBAL (old-style INST/OBJ name it
-# too; EXT* go through copyreg's extension registry): refused, torch never writes them.
+# Opcodes that push the strings a STACK_GLOBAL names; INST names its global like GLOBAL and
+# is checked alike. OBJ (a class from the stack) and EXT* (copyreg's extension registry)
+# reach a global by other means: refused, torch never writes them.
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
 _REFUSED_OPS = {"EXT1", "EXT2", "EXT4", "OBJ"}
 

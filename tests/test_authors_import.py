@@ -478,12 +478,27 @@ def test_a_malicious_pickle_is_refused_and_never_runs(tmp_path, protocol):
         import_authors(tmp_path / "src", tmp_path / "out")
     msg = str(e.value)
     assert f"{ckpt}/Gs.pth" in msg and ("posix.system" in msg or "nt.system" in msg), msg
+    assert "not on the importer's allow-list" in msg  # caught by the opcode scan, before torch.load
     assert "\n" not in msg
     assert not marker.exists()
     assert not (tmp_path / "out" / "5").exists()
     # the scan alone names it (nothing unpickled); the global is not on the allow-list
     data = zipfile.ZipFile(ckpt / "Gs.pth").read("Gs/data.pkl")
     assert any(g.endswith(".system") for g in pickle_globals(data, "x")) and not ALLOWED & {"posix.system", "os.system"}
+
+
+def test_torch_weights_only_refuses_what_a_broken_scan_would_let_through(tmp_path, monkeypatch):
+    """The second line of defence alone: with the scan's allow-list widened to os.system,
+    torch's weights-only unpickler still refuses the file and nothing runs."""
+    import singanseg.authors as authors
+
+    marker = tmp_path / "MARKER"
+    buf = io.BytesIO()
+    torch.save([_Marker(marker)], buf)
+    monkeypatch.setattr(authors, "ALLOWED", authors.ALLOWED | {f"{os.system.__module__}.system"})
+    with pytest.raises(RefusedPickleError, match="x/Gs.pth: refused by torch's weights-only unpickler"):
+        safe_load(buf.getvalue(), "x/Gs.pth")
+    assert not marker.exists()
 
 
 def test_torch_load_is_never_called_without_weights_only(tmp_path, monkeypatch):
