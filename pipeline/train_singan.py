@@ -44,6 +44,12 @@ class SinGANStageParams:
     batch: int = 1  # models trained as one batched computation (singanseg/training_batched.py, issue 8)
     # auto = cuda when available, else cpu (singanseg/device.py); on ray: per task, as it sees
     device: str = "auto"
+    # `train`: train every model (the paper's run). `authors`: import the authors' released
+    # checkpoints from `authors_dir` instead (the unpacked zips or medigan's package; issue 24,
+    # singanseg.authors): their ids 1..N are the natural-sort positions of input_dir's names,
+    # and each model's coarsest real must be its image's, else the stage refuses, naming both.
+    source: Literal["train", "authors"] = "train"
+    authors_dir: str | None = None
 
 
 def run(
@@ -70,6 +76,8 @@ def run(
             if d.is_dir() and d.name not in mine:
                 log.warning("removing %s: its id is not in this shard of %s any more", d, params.input_dir)
                 shutil.rmtree(d)
+    if params.source == "authors":
+        return _import_authors(params, out_root, mine)
     with stage_run(
         "train_singan", params, run_name=f"train_singan@{shard}", enabled=params.track,
         tags={"shard": f"{shard}/{num_shards}", "executor": params.executor.executor},
@@ -83,6 +91,34 @@ def run(
         counts = {s: len(result.ids(s)) for s in ("done", "skipped", "failed")}
         log_metrics(run_, {f"models_{k}": v for k, v in counts.items()})
     return result
+
+
+IMPORT_RECORD = "import_authors.json"
+
+
+def _import_authors(params: SinGANStageParams, out_root: Path, mine: set[str]) -> ManyResult:
+    """`source: authors`: this shard's models imported, not trained (no clock, no tracking:
+    nothing is trained). The record names each model's source, for the later stages."""
+    import json
+    import time
+
+    from singanseg.authors import import_for_data
+    from singanseg.executors import TaskResult
+    from singanseg.io import write_text
+
+    if not params.authors_dir:
+        raise ConfigError("singan.authors_dir: required with singan.source: authors (a folder of the authors' checkpoints)")
+    out_root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    written = import_for_data(params.authors_dir, params.input_dir, out_root, base=params.model, only=mine)
+    seconds = time.perf_counter() - start
+    results = [TaskResult(i, "done", None, seconds / max(len(written), 1), {"source": "authors"}) for i in written]
+    summary = f"{len(written)} models imported from the authors' checkpoints in {params.authors_dir}"
+    record = write_text(
+        out_root / IMPORT_RECORD,
+        json.dumps({"source": "authors", "authors_dir": str(params.authors_dir), "models": sorted(written)}, indent=2) + "\n",
+    )
+    return ManyResult(results, summary, record)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from singanseg.saved_model import (
     config_of,
     incompatibilities,
     input_sha256,
+    is_imported,
     load_scale,
     model_record,
     progress_record,
@@ -36,6 +37,7 @@ from singanseg.saved_model import (
     write_model_json,
 )
 from singanseg.training import Frozen, train_scale
+from singanseg.typed import to_mapping
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def finished_model(folder: Path, cfg: SinGANConfig, seed: int | None, image, mas
     if not (folder / MODEL_JSON).exists():
         return None
     meta = read_model_json(folder)  # a corrupted file fails the task, naming it
+    if is_imported(meta):
+        return _finished_import(folder, meta, cfg, image, mask)
     same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
     if not (meta["complete"] and same):
         return None
@@ -65,6 +69,28 @@ def finished_model(folder: Path, cfg: SinGANConfig, seed: int | None, image, mas
         log.info("%s: complete, but trained on other image/mask bytes: not skipped", folder)
         return None
     return {"seed": int(meta["seed"]), "scales": int(meta["finished_scales"])}
+
+
+def _finished_import(folder: Path, meta: dict, cfg: SinGANConfig, image, mask) -> dict:
+    """An imported model (singanseg.authors) is skipped like a trained one when it has this
+    config and its coarsest real is this pair's; it has no seed (None) and is never resumed
+    or replaced by a training run: anything else refuses it, naming the folder."""
+    from singanseg.authors import describe, input_mismatch
+
+    problem = None
+    if config_of(meta, folder) != cfg:
+        stored, new = to_mapping(config_of(meta, folder)), to_mapping(cfg)
+        problem = f"config differs (stored, requested): { {k: (v, new[k]) for k, v in stored.items() if new[k] != v} }"
+    else:
+        rgba, _ = read_inputs(image, mask, cfg.max_input_pixels)
+        problem = input_mismatch(folder, rgba, cfg)
+    if problem is not None:
+        raise IncompatibleModelError(
+            f"{folder / MODEL_JSON}: {describe(meta)}, not this request's model ({problem}); an imported model has no "
+            f"critic, optimiser or random state to resume training from and is never replaced by training: "
+            f"use another --out, or delete the folder to train afresh"
+        )
+    return {"seed": None, "scales": int(meta["finished_scales"])}
 
 
 def read_inputs(image, mask, max_pixels: int | None = None) -> tuple[np.ndarray, str]:

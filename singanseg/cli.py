@@ -1,4 +1,4 @@
-"""`singanseg` command line: train | sample | info | stylize (singanseg.stylize_folder) | train-many (singanseg.train_many).
+"""`singanseg` command line: train | sample | info | import-authors (singanseg.authors) | stylize (singanseg.stylize_folder) | train-many (singanseg.train_many).
 
 Errors the user can fix (bad input, config, checkpoint) print one line to stderr and exit 2,
 never a traceback (conventions.md "Code").
@@ -60,6 +60,14 @@ def _info(args: argparse.Namespace) -> int:
 
     model = SinGANSeg.load(args.model, allow_incomplete=True)
     print(json.dumps(model.info(), indent=2, default=str))
+    return 0
+
+
+def _import_authors(args: argparse.Namespace) -> int:
+    from singanseg.authors import import_authors
+
+    written = import_authors(args.src, args.out)
+    print(f"imported {len(written)} model(s) of the authors into {args.out}")
     return 0
 
 
@@ -133,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a model folder")
     i.add_argument("model", help="trained model folder (model.json; an interrupted one too)")
     i.set_defaults(func=_info)
+
+    a = sub.add_parser(
+        "import-authors",
+        help="import the authors' released SinGAN-Seg checkpoints (Gs/Zs/reals/NoiseAmp.pth) without running their pickles",
+        description="Each checkpoint folder of SRC (one folder, a folder of them named by id, or a release zip) "
+        "becomes one model folder OUT/<id>, the layout `train` writes. The pickles are read under an allow-list "
+        "(singanseg.authors); anything else in them is refused, naming the global and the file.",
+    )
+    a.add_argument("src", help="a checkpoint folder, a folder of them, or one of the released zips")
+    a.add_argument("--out", required=True, help="folder that receives one model folder per checkpoint id")
+    a.set_defaults(func=_import_authors)
 
     from singanseg.stylize_folder import add_stylize_command
     from singanseg.train_many import add_train_many_command

@@ -171,15 +171,28 @@ def progress_record(scales: list[dict[str, Any]], complete: bool) -> dict[str, A
 def incompatibilities(meta: dict[str, Any], folder: Path, cfg: SinGANConfig, seed: int | None, input_sha: str) -> list[str]:
     """Why a model folder cannot continue this request (empty: it can)."""
     problems = []
+    if is_imported(meta):
+        src = meta["source"]
+        problems.append(
+            f"it holds a model imported from the authors' checkpoint {src.get('id')!r} (singanseg import-authors), "
+            f"which has no critic, optimiser or random state to resume training from"
+        )
     stored, new = to_mapping(config_of(meta, folder)), to_mapping(cfg)
     if stored != new:
         diff = {k: (v, new[k]) for k, v in stored.items() if new[k] != v}
         problems.append(f"config differs (stored, requested): {diff}")
-    if seed is not None and int(meta["seed"]) != seed:
+    if seed is not None and meta["seed"] is not None and int(meta["seed"]) != seed:
         problems.append(f"seed {meta['seed']} != {seed}")
-    if meta["input_sha256"] != input_sha:
+    if meta["input_sha256"] is None:
+        problems.append("its input image/mask is not recorded")
+    elif meta["input_sha256"] != input_sha:
         problems.append("it was trained on another image/mask")
     return problems
+
+
+def is_imported(meta: dict[str, Any]) -> bool:
+    """model.json of a model imported from the authors' checkpoints (singanseg.authors)."""
+    return isinstance(meta.get("source"), dict) and meta["source"].get("kind") == "authors"
 
 
 # Options added after models were written: the value those models were trained with (not
@@ -213,26 +226,34 @@ def _noise_amp(meta: dict[str, Any], path: Path) -> float:
     return value
 
 
-def load_scale(folder: Path, n: int, cfg: SinGANConfig, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Scale n's frozen G (eval), D, z_opt, real (on `device`), rng state (CPU) and metadata."""
+def load_scale(
+    folder: Path, n: int, cfg: SinGANConfig, device: str | torch.device = "cpu", imported: bool = False
+) -> dict[str, Any]:
+    """Scale n's frozen G (eval), D, z_opt, real (on `device`), rng state (CPU) and metadata.
+
+    An imported model (singanseg.authors: `imported=True`) has no critic and no rng state:
+    D and rng_state are None, and a training run never resumes from it (incompatibilities)."""
     tensors, meta = load_state(folder, scale_name(n))
     nfc, min_nfc = cfg.nfc_at(n)
-    G, D = GeneratorConcatSkip2CleanAdd(cfg, nfc, min_nfc), WDiscriminator(cfg, nfc, min_nfc)
+    G = GeneratorConcatSkip2CleanAdd(cfg, nfc, min_nfc)
+    D = None if imported else WDiscriminator(cfg, nfc, min_nfc)
     where = str(folder / f"{scale_name(n)}.safetensors")
     load_module(G, tensors, "G", where)
-    load_module(D, tensors, "D", where)
-    for key in ("z_opt", "real", "rng_state"):
+    if D is not None:
+        load_module(D, tensors, "D", where)
+    for key in ("z_opt", "real") if imported else ("z_opt", "real", "rng_state"):
         if key not in tensors:
             raise CheckpointError(f"{where}: tensor {key!r} missing")
     for net in (G, D):
-        net.eval()
-        net.requires_grad_(False)
+        if net is not None:
+            net.eval()
+            net.requires_grad_(False)
     return {
         "G": G.to(device),
-        "D": D.to(device),
+        "D": D.to(device) if D is not None else None,
         "z_opt": tensors["z_opt"].to(device),
         "real": tensors["real"].to(device),
-        "rng_state": tensors["rng_state"],
+        "rng_state": tensors.get("rng_state"),
         "noise_amp": _noise_amp(meta, folder / f"{scale_name(n)}.json"),
         "losses": meta.get("losses", {}),
         "seconds": read_timing(folder / f"{scale_name(n)}.json").get("seconds"),
@@ -273,7 +294,8 @@ class SinGANSeg:
                 f"{meta['pyramid']['stop_scale'] + 1} scales); rerun `singanseg train` with the same --out to resume"
             )
         cfg = config_of(meta, folder)
-        scales = [load_scale(folder, n, cfg, device) for n in range(int(meta["finished_scales"]))]
+        imported = is_imported(meta)
+        scales = [load_scale(folder, n, cfg, device, imported) for n in range(int(meta["finished_scales"]))]
         # model.json records every scale's noise_amp too: an edited scale record (or an
         # edited model.json) no longer matches the other, and is refused, not sampled from.
         recorded = meta.get("noise_amp")
@@ -301,7 +323,7 @@ class SinGANSeg:
     def to(self, device: str | torch.device) -> SinGANSeg:
         """Move the generators, critics and tensors to `device` (in place; returns self)."""
         self.Gs = [G.to(device) for G in self.Gs]
-        self.Ds = [D.to(device) for D in self.Ds]
+        self.Ds = [D.to(device) if D is not None else None for D in self.Ds]
         self.Zs = [z.to(device) for z in self.Zs]
         self.reals = [r.to(device) for r in self.reals]
         return self
@@ -347,4 +369,5 @@ class SinGANSeg:
             ],
             "config": to_mapping(self.config),
             "versions": m.get("versions"),
+            **({"source": m["source"]} if is_imported(m) else {}),
         }

@@ -64,6 +64,8 @@ def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_
             out, mb, cmb = unit("data", lambda b: {"per_pair_s": cal.io_pairs(plan.data, pairs, b)}, budget_s / 4)
             secs = row.units["pairs"] * out["per_pair_s"]
             row.note = "read + validate + PNG write (no download)"
+        elif base == "train_singan" and row.units.get("imported"):
+            continue  # no training: the row keeps its work and disk, no hours (issue 24)
         elif base == "train_singan":
             out, mb, cmb = units["singan"]
             secs = row.units["models"] * out["seconds_per_model"]

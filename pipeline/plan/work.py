@@ -219,6 +219,13 @@ def work_rows(plan: Plan, stages: list[tuple[str, str, Any]]) -> list[Row]:
         if base == "data":
             rows.append(Row(name, f"{_fmt_int(plan.n)} pairs ({plan.data_p.source}), {plan.data_p.folds} folds",
                             {"pairs": plan.n}, plan.n * plan.pair_bytes(*plan.sample_hw)))  # fmt: skip
+        elif base == "train_singan" and plan.singan.source == "authors":
+            # issue 24: the authors' checkpoints are imported, not trained (a few MB read and
+            # written per model); generators only, about half of a trained folder
+            m = plan.models(int(item))
+            rows.append(Row(name, f"{m} models imported from the authors' checkpoints ({plan.singan.authors_dir}), no training",
+                            {"models": m, "imported": True}, m * plan.singan_model_bytes() / 2,
+                            note="import: not calibrated, seconds per model"))  # fmt: skip
         elif base == "train_singan":
             m = plan.models(int(item))
             rows.append(Row(name, f"{m} models x {len(pyr)} scales ({pyr[0][1]}x{pyr[0][0]}..{fw}x{fh} px) x {cfg.niter} iterations",

@@ -238,8 +238,10 @@ RUN_WRITES = ("params.yaml", *RUN_OUTPUTS)
 
 def header(profile: str, commit: str, provenance: dict[str, set[str]], data_source: str,
            overrides: dict[str, Any] | None = None, total_seconds: float | None = None,
-           timings: bool = True, data: tuple[str, str | None, int | None] | None = None) -> str:
-    """`data`: (source, folder, number of pairs) of the run; None: `data_source` alone."""
+           timings: bool = True, data: tuple[str, str | None, int | None] | None = None,
+           models: str | None = None) -> str:
+    """`data`: (source, folder, number of pairs) of the run; None: `data_source` alone.
+    `models`: where the SinGAN-Seg models came from (models_line), None: not said."""
     note = PROFILE_NOTES.get(profile, "")
     if data is not None:
         note = note.format(data=data_words(*data))
@@ -252,6 +254,8 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
         "- Data: " + (data_line(*data) if data is not None else f"`{data_source}`"),
         f"- Commit: `{commit}`",
     ]  # fmt: skip
+    if models:
+        lines.append(f"- SinGAN-Seg models: {models}")
     if overrides:
         lines.append("- Params set for this run: " + ", ".join(f"`{k}={v}`" for k, v in overrides.items())
                      + " (on top of the commit's params.yaml)")  # fmt: skip
@@ -268,6 +272,26 @@ def header(profile: str, commit: str, provenance: dict[str, set[str]], data_sour
             "comparable with published values."
         )
     return "\n".join(lines) + "\n"
+
+
+def models_line(shards: list[Path]) -> str | None:
+    """How many SinGAN-Seg models were trained by this suite and how many imported from the
+    authors' released checkpoints (model.json `source`, singanseg.authors; issue 24)."""
+    imported = trained = 0
+    for path in (p for shard in shards for p in shard.glob("*/model.json")):
+        try:
+            source = json.loads(path.read_text(encoding="utf-8")).get("source")
+        except (OSError, ValueError):
+            continue
+        if isinstance(source, dict) and source.get("kind") == "authors":
+            imported += 1
+        else:
+            trained += 1
+    if not imported + trained:
+        return None
+    parts = ([f"{trained} trained by this suite"] if trained else []) + (
+        [f"{imported} imported from the authors' released checkpoints (`singan.source: authors`)"] if imported else [])
+    return ", ".join(parts)
 
 
 def build(params: ReportParams, out: Path, profile: str, data_source: str,
@@ -343,7 +367,7 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
         if (text := per_image_csv(per_image, grid)) is not None:
             per_image_files.append(write_text(out / "tables" / f"per_image_{grid}.csv", text).name)
     parts = [header(profile, commit, provenance, data_source, overrides, cost_summary.get("total_seconds"),
-                    params.timings, data),
+                    params.timings, data, models_line(sorted(Path(params.models).glob("shard*")))),
              "## Tables", ""]  # fmt: skip
     for t in tables:
         parts += [f"### {t.title}", "", f"[CSV](tables/{t.name}.csv) · [LaTeX](tables/{t.name}.tex)", "", to_markdown(t), ""]
