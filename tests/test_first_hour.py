@@ -1,5 +1,6 @@
 """Issue 27: README lines without activation, per-run report folders, make test ARGS."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -50,3 +51,96 @@ def test_readme_cheap_lines_in_clean_shell():
 def test_make_test_passes_args():
     r = subprocess.run(["make", "-n", "test", "ARGS=-k foo --durations=15"], cwd=ROOT, capture_output=True, text=True)
     assert '-m "not long" -k foo --durations=15' in r.stdout
+
+
+# ------------------------------------------------------------------ item 3: `dvc exp show` in 120 columns
+
+
+def _readme_block_lines(marker: str) -> list[str]:
+    """The bash lines of the README's code block that contains `marker`, comments cut."""
+    import re
+
+    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        if marker in block:
+            return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    raise AssertionError(f"README.md has no bash block with {marker!r}")
+
+
+def _declared_headline(dvc_yaml: dict) -> tuple[list[str], list[str]]:
+    """The metrics files dvc.yaml declares, and the uncached JSON outs beside them (foreach resolved)."""
+    metrics, outs = [], []
+    for stage in dvc_yaml["stages"].values():
+        body = stage.get("do", stage)
+        for item in stage.get("foreach") or [None]:
+            for kind, dest in (("metrics", metrics), ("outs", outs)):
+                for entry in body.get(kind, []):
+                    path = (next(iter(entry)) if isinstance(entry, dict) else entry).replace("${item}", str(item))
+                    if kind == "metrics" or (path.startswith("metrics/headline/") and path.endswith(".json")):
+                        dest.append(path)
+    return metrics, outs
+
+
+FAKE_STAGE = """\
+import json, sys, zlib
+from pathlib import Path
+import yaml
+p = yaml.safe_load(open("params.yaml"))
+f = 1 + zlib.crc32(json.dumps([p["profile"], p["data"], p["generate"]]).encode()) % 1000 / 3000
+def scale(d): return {k: scale(v) for k, v in d.items()} if isinstance(d, dict) else d * f
+for out in sys.argv[1:]:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(scale(json.load(open("committed/" + Path(out).name)))))
+"""
+
+
+def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
+    """The README's sweep in a toy DVC project whose stages declare the real dvc.yaml's headline
+    metrics (values: the committed metrics/headline/, scaled per experiment), then its
+    `dvc exp show` line as written (plus --no-pager) in a 120-column terminal."""
+    import yaml
+
+    bin_dir = Path(sys.executable).parent
+    metrics, outs = _declared_headline(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    assert metrics and all(Path(m).name.startswith("brief_") for m in metrics), metrics
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "params.yaml", repo)
+    shutil.copytree(ROOT / "metrics/headline", repo / "committed")
+    (repo / "fake_stage.py").write_text(FAKE_STAGE)
+    (repo / ".venv").symlink_to(bin_dir.parent)  # the README's `.venv/bin/dvc`
+    (repo / ".gitignore").write_text(".venv\n")
+    swept = ["profile", "data.source", "data.folder", "generate.num_samples"]
+    stages = {}
+    for i, m in enumerate(metrics):  # one toy stage per metrics file, with the full JSON it sits beside
+        full = [o for o in outs if o == m.replace("brief_", "")]
+        stages[f"s{i}"] = {"cmd": f"{sys.executable} fake_stage.py {m} {' '.join(full)}", "params": swept,
+                           "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "120", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def sh(cmd: str) -> str:
+        r = subprocess.run(cmd, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
+        return r.stdout
+
+    sh("git init -q && dvc init -q && dvc repro -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+    lines = _readme_block_lines("dvc exp show")
+    for line in lines:
+        if " exp run " in line:
+            sh(line.replace("data.folder=DIR", "data.folder=../shared/data/kvasir-seg-200"))
+    [show] = [line for line in lines if " exp show" in line]
+    out = sh(show + " --no-pager")
+    rows = out.rstrip("\n").splitlines()
+    assert max(len(r) for r in rows) <= 120, "\n" + out
+    assert "…" not in out, "\n" + out
+    header = rows[1].split()
+    brief = {f"{top}.{k}" if isinstance(v, dict) else top: v for m in metrics
+             for top, v in json.loads((ROOT / m).read_text()).items() for k in (v if isinstance(v, dict) else [None])}  # fmt: skip
+    assert set(brief) <= set(header), (sorted(brief), header)
+    assert "generate.num_samples" in header  # the swept value
+    body = [r.split() for r in rows[3:-1]]
+    assert len(body) == 4 and all(len(r) >= len(brief) for r in body)  # workspace, baseline, 2 experiments
+    # the full numbers stay comparable: the README's `metrics diff --targets` line reads them
+    [full_diff] = [line for line in lines if "metrics diff" in line and "--targets" in line]
+    diff = sh(full_diff)
+    assert "iou.paper.REAL" in diff and "fid.singan_gss0" in diff, diff

@@ -9,6 +9,9 @@ their own folder, `metrics/headline/`, uncached and committed to git as dvc.lock
     sifid_by_style.csv  SIFID per SinGAN-Seg set, by gen_start_scale and style transfer (plot)
     segment_<G>.json    {iou: {<protocol>: {<experiment>: v}}, dice: {...}}  (segment stage, grid G)
     segment_<G>.csv     the same numbers in long form, with N and kind for grid B (plots)
+    brief_quality.json, brief_segment_<G>.json   the few numbers `dvc metrics show` and
+                        `dvc exp show` print (dvc.yaml declares these as metrics; the full
+                        JSONs above are plain uncached outs: `dvc metrics show FILE` reads them)
 
 `<set>` is the synthetic set with `/` as `_` (`singan_st1to1000_gss0`, `fastgan_n2`): DVC joins
 nested keys with `.` into the `dvc exp show` columns (`fid.singan_gss0`, `iou.paper.REAL`), so
@@ -97,8 +100,9 @@ def sifid_rows(summary: dict) -> list[dict]:
 
 
 def write_quality(summary: dict, out: Path = HEADLINE_DIR) -> list[Path]:
-    """quality.json and sifid_by_style.csv, each written atomically."""
-    return [_write_json(out / "quality.json", quality_headline(summary)),
+    """quality.json, brief_quality.json and sifid_by_style.csv, each written atomically."""
+    full = quality_headline(summary)
+    return [_write_json(out / "quality.json", full), _write_json(out / "brief_quality.json", brief_quality(full)),
             _write_csv(out / "sifid_by_style.csv", sifid_rows(summary), SIFID_COLUMNS)]  # fmt: skip
 
 
@@ -144,5 +148,37 @@ def segment_rows(means: pd.DataFrame, grid: str) -> list[dict]:
 def write_segment(grid: str, results: Path, out: Path = HEADLINE_DIR) -> list[Path]:
     """segment_<grid>.json and segment_<grid>.csv from the grid's results folder (results/<grid>)."""
     means = fold_means(load_segmentation(results, grids=(grid,)), grid)
-    return [_write_json(out / f"segment_{grid}.json", segment_headline(means)),
+    full = segment_headline(means)
+    return [_write_json(out / f"segment_{grid}.json", full),
+            _write_json(out / f"brief_segment_{grid}.json", brief_segment(full, grid)),
             _write_csv(out / f"segment_{grid}.csv", segment_rows(means, grid), SEGMENT_COLUMNS)]  # fmt: skip
+
+
+# ------------------------------------------------------------------ the brief set
+
+
+BRIEF_SET = "singan_gss0"  # the paper's SinGAN-Seg samples: gen_start_scale 0, no style transfer
+BRIEF_PROTOCOL = "paper"  # the authors' protocol, as the paper's tables
+BRIEF_A = ("REAL", "FAKE_1", "REAL+FAKE_1")  # the data-rich table's rows: real, synthetic, both
+BRIEF_B_KINDS = ("REAL", "FAKE")  # the data-scarce claim, at the grid's smallest N
+
+
+def brief_quality(full: dict) -> dict:
+    """{sifid, fid} of the paper's SinGAN-Seg set, from quality.json's content."""
+    return {m: full[m][BRIEF_SET] for m in ("sifid", "fid") if BRIEF_SET in full.get(m, {})}
+
+
+def brief_segment(full: dict, grid: str) -> dict:
+    """{<grid>: {<experiment>: IoU}} under the paper's protocol, from segment_<grid>.json's content:
+    grid A's BRIEF_A experiments, grid B's BRIEF_B_KINDS at the smallest N that has them all."""
+    iou = full.get("iou", {}).get(BRIEF_PROTOCOL, {})
+    if grid == "A":
+        picked = [e for e in BRIEF_A if e in iou]
+    else:
+        ns = {}
+        for e in iou:
+            if (m := GRID_B_EXP.match(e)) and m["kind"] in BRIEF_B_KINDS:
+                ns.setdefault(int(m["n"]), set()).add(m["kind"])
+        full_ns = [n for n, kinds in ns.items() if kinds == set(BRIEF_B_KINDS)]
+        picked = [f"{k}_N{min(full_ns)}" for k in BRIEF_B_KINDS] if full_ns else []
+    return {grid: {e: iou[e] for e in picked}} if picked else {}
