@@ -144,3 +144,28 @@ def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
     [full_diff] = [line for line in lines if "metrics diff" in line and "--targets" in line]
     diff = sh(full_diff)
     assert "iou.paper.REAL" in diff and "fid.singan_gss0" in diff, diff
+
+
+# ------------------------------------------------------------------ item 5: the e2e fixture's failure
+
+
+def test_pipeline_timeout_names_the_stage_and_last_line(tmp_path):
+    import time
+
+    import pytest
+    from helpers import run_pipeline
+
+    # what `dvc repro` prints, then a stage process (a grandchild) that outlives the timeout
+    script = ("echo \"Running stage 'data':\"; echo ok; echo \"Running stage 'segment@A':\"; "
+              "echo 'segment A: 3/6 runs, ETA 40 s' >&2; sh -c 'sleep 60' & wait")  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError) as err:
+        run_pipeline(["sh", "-c", script], tmp_path, dict(os.environ), 2, tmp_path / "log")
+    first = str(err.value).splitlines()[0]
+    assert time.monotonic() - t0 < 30  # the whole process group was killed, the sleep included
+    assert "timed out after 2 s in stage segment@A" in first
+    assert first.endswith("last log line: segment A: 3/6 runs, ETA 40 s")
+    with pytest.raises(AssertionError, match=r"failed \(exit 3\) in stage data; last log line: boom"):
+        run_pipeline(["sh", "-c", "echo \"Running stage 'data':\"; echo boom >&2; exit 3"], tmp_path, dict(os.environ), 60,
+                     tmp_path / "log2")  # fmt: skip
+    assert run_pipeline(["sh", "-c", "echo fine"], tmp_path, dict(os.environ), 60, tmp_path / "log3") == "fine\n"
