@@ -24,7 +24,7 @@ from singanseg.typed import to_mapping
 
 BIN = Path(sys.executable).parent
 ONE_EPOCH = dataclasses.replace(TINY_TRAIN, epochs=1, lr_change_epoch=1)
-PLOT_IDS = ("grid_b_iou_by_n", "grid_a_iou", "fid_by_k", "sifid_by_style")
+PLOT_IDS = ("grid_a_curves", "grid_b_iou_by_n", "grid_a_iou", "fid_by_k", "sifid_by_style")
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +128,7 @@ def test_dvc_metrics_and_plots_show_read_the_headline(project, repo_root, tmp_pa
     (repo / ".dvc/plots").mkdir(exist_ok=True)  # `dvc init --force` empties .dvc/
     shutil.copy(repo_root / ".dvc/plots/series.json", repo / ".dvc/plots/series.json")
     shutil.copytree(project / "metrics/headline", repo / "metrics/headline")
+    shutil.copytree(project / "metrics/segmentation", repo / "metrics/segmentation")  # fold JSONs beside the curves
     summary = {"sets": {"singan/gss0": {"sifid": 2.0, "sifid_std": 0.1, "fid": 8.0},
                         "singan_st1to1000/gss0": {"sifid": 1.5, "sifid_std": 0.1, "fid": 7.5}}}  # fmt: skip
     headline.write_quality(summary, repo / "metrics/headline")
@@ -149,7 +150,12 @@ def test_dvc_metrics_and_plots_show_read_the_headline(project, repo_root, tmp_pa
     assert workspace["data"]["metrics/headline/quality.json"]["data"]["sifid"]["singan_st1to1000_gss0"] == 1.5
 
     r = _dvc(repo, "plots", "show", "--json")
+    assert "WARNING" not in r.stderr, r.stderr  # issue 27: once per fold JSON when a plot took the folder
     plots = json.loads(r.stdout)["data"]
+    assert set(plots) == set(PLOT_IDS)
+    curves = plots["grid_a_curves"][0]["content"]["data"]["values"]
+    assert {v["series"] for v in curves} == {f"REAL fold{f} ({p})" for f in (0, 1) for p in ("paper", "clean")}
+    assert len(curves) == 4 * ONE_EPOCH.epochs and all(float(v["val_per_image_iou"]) >= 0 for v in curves)
     for plot_id in PLOT_IDS:
         [rendered] = plots[plot_id]
         values = rendered["content"]["data"]["values"]

@@ -9,6 +9,7 @@ their own folder, `metrics/headline/`, uncached and committed to git as dvc.lock
     sifid_by_style.csv  SIFID per SinGAN-Seg set, by gen_start_scale and style transfer (plot)
     segment_<G>.json    {iou: {<protocol>: {<experiment>: v}}, dice: {...}}  (segment stage, grid G)
     segment_<G>.csv     the same numbers in long form, with N and kind for grid B (plots)
+    curves_<G>.csv      the per-epoch validation IoU of every run, in long form (grid A: plot)
     brief_quality.json, brief_segment_<G>.json   the few numbers `dvc metrics show` and
                         `dvc exp show` print (dvc.yaml declares these as metrics; the full
                         JSONs above are plain uncached outs: `dvc metrics show FILE` reads them)
@@ -149,9 +150,33 @@ def write_segment(grid: str, results: Path, out: Path = HEADLINE_DIR) -> list[Pa
     """segment_<grid>.json and segment_<grid>.csv from the grid's results folder (results/<grid>)."""
     means = fold_means(load_segmentation(results, grids=(grid,)), grid)
     full = segment_headline(means)
-    return [_write_json(out / f"segment_{grid}.json", full),
-            _write_json(out / f"brief_segment_{grid}.json", brief_segment(full, grid)),
-            _write_csv(out / f"segment_{grid}.csv", segment_rows(means, grid), SEGMENT_COLUMNS)]  # fmt: skip
+    written = [_write_json(out / f"segment_{grid}.json", full),
+               _write_json(out / f"brief_segment_{grid}.json", brief_segment(full, grid)),
+               _write_csv(out / f"segment_{grid}.csv", segment_rows(means, grid), SEGMENT_COLUMNS)]  # fmt: skip
+    return [*written, _write_csv(out / f"curves_{grid}.csv", curve_rows(results / grid), CURVE_COLUMNS)]
+
+
+# ------------------------------------------------------------------ training curves
+
+# The per-epoch curves sit in the grid's results folder beside the fold JSONs, which are no
+# plot data: a `dvc plots` entry on the folder warned once per JSON (issue 27). Gathered
+# here in long form; dvc.yaml plots grid A's (grid B's many short runs are kept, not plotted).
+CURVE_COLUMNS = ["experiment", "run", "protocol", "series", "epoch", "val_per_image_iou"]
+
+
+def curve_rows(grid_dir: Path) -> list[dict]:
+    """One row per (curve, epoch) from `<experiment>/<run>_curves/<protocol>.csv` (pipeline/segment/run.py)."""
+    rows = []
+    for path in sorted(Path(grid_dir).glob("**/*_curves/*.csv")):
+        experiment = path.parent.parent.relative_to(grid_dir).as_posix()
+        run, protocol = path.parent.name.removesuffix("_curves"), path.stem
+        with open(path, newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                if _num(r.get("val_per_image_iou")) is not None:
+                    rows.append({"experiment": experiment, "run": run, "protocol": protocol,
+                                 "series": f"{experiment} {run} ({protocol})", "epoch": int(r["epoch"]),
+                                 "val_per_image_iou": r["val_per_image_iou"]})  # fmt: skip
+    return rows
 
 
 # ------------------------------------------------------------------ the brief set
