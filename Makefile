@@ -7,7 +7,7 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui
+.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui plots-offline plots-check
 
 # extra pytest arguments: make test ARGS="-k foo --durations=15"
 ARGS ?=
@@ -73,3 +73,14 @@ lint: venv
 mlflow-ui: venv
 	@echo "Runs: http://127.0.0.1:5000/#/experiments/$$($(BIN)/python -c 'import sqlite3; print(sqlite3.connect("mlflow.db").execute("select experiment_id from experiments where name=?", ("singanseg",)).fetchone()[0])' 2>/dev/null || echo 1)/runs?workflowType=machine_learning"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+# `dvc plots show` / `plots diff` pages that render offline: vega, vega-lite and vega-embed from
+# their npm packages, inlined in .dvc/offline_plots.html, which .dvc/config.local names as the
+# DVC template (pipeline/infra/offline_plots.py). plots-check writes dvc_plots/ and renders it
+# in headless Chromium without network (another page: python -m pipeline.infra.offline_plots check PAGE)
+plots-offline: venv
+	$(RUN) $(BIN)/python -m pipeline.infra.offline_plots install
+
+plots-check: venv
+	$(RUN) $(BIN)/dvc plots show -q
+	$(RUN) $(BIN)/python -m pipeline.infra.offline_plots check dvc_plots/index.html --png dvc_plots/screenshot.png

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.report.build import header, report_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +154,6 @@ def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
 def test_pipeline_timeout_names_the_stage_and_last_line(tmp_path):
     import time
 
-    import pytest
     from helpers import run_pipeline
 
     # what `dvc repro` prints, then a stage process (a grandchild) that outlives the timeout
@@ -169,3 +170,67 @@ def test_pipeline_timeout_names_the_stage_and_last_line(tmp_path):
         run_pipeline(["sh", "-c", "echo \"Running stage 'data':\"; echo boom >&2; exit 3"], tmp_path, dict(os.environ), 60,
                      tmp_path / "log2")  # fmt: skip
     assert run_pipeline(["sh", "-c", "echo fine"], tmp_path, dict(os.environ), 60, tmp_path / "log3") == "fine\n"
+
+
+# ------------------------------------------------------------------ item 4: plots offline
+
+
+def test_offline_template_inlines_the_libraries_and_drops_dvc_cdn_scripts(tmp_path):
+    from dvc_render.html import render_html
+    from dvc_render.vega import VegaRenderer
+
+    from pipeline.infra import offline_plots
+
+    page = offline_plots.template({"vega": "var v = '</script>';", "vega-lite": "/*vl*/", "vega-embed": "/*ve*/"})
+    assert "{plot_divs}" in page and "{scripts}" not in page  # DVC adds no <script src> of its own
+    assert "<\\/script>" in page and "'</script>'" not in page  # the code cannot close its tag
+    (tmp_path / "t.html").write_text(page)
+    spec = {"data": {"values": [{"x": 1, "y": 2}]}, "mark": "point"}
+    out = render_html([VegaRenderer([{"content": spec, "props": {}}], "p")], tmp_path / "index.html", tmp_path / "t.html")
+    html = Path(out).read_text()
+    assert "cdn.jsdelivr.net" in VegaRenderer.SCRIPTS and "cdn." not in html and "<script src" not in html
+    assert html.index("/*ve*/") < html.index("vegaEmbed(")
+
+
+@pytest.mark.slow
+def test_dvc_plots_show_renders_offline_in_headless_chromium(repo_root, tmp_path):
+    """The documented check (make plots-offline, make plots-check) on the committed headline files:
+    every plot draws with network refused, and DVC's default (CDN) page does not."""
+    from pipeline.infra import offline_plots
+
+    if offline_plots.browser() is None:
+        pytest.skip("no headless Chromium (apt-get install chromium-headless-shell)")
+    repo = tmp_path / "repo"
+    for rel in ("dvc.yaml", "params.yaml", ".dvc/plots/series.json"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo_root / rel, repo / rel)
+    shutil.copytree(repo_root / "metrics/headline", repo / "metrics/headline")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(bin_dir / "dvc"), "init", "-q", "--force"], cwd=repo, check=True, env=env)
+    (repo / ".dvc/plots").mkdir(exist_ok=True)  # `dvc init --force` empties .dvc/
+    shutil.copy(repo_root / ".dvc/plots/series.json", repo / ".dvc/plots/series.json")
+    # the plots' sources that a repro writes and git does not carry (metrics/quality/ is cached)
+    (repo / "metrics/quality").mkdir()
+    (repo / "metrics/quality/gan_by_k.csv").write_text("k,series,fid_mean\n2,fastgan/n2,40.0\n4,fastgan/n4,30.0\n")
+    if not (repo / "metrics/headline/curves_A.csv").is_file():  # before the dvc.lock that writes it
+        (repo / "metrics/headline/curves_A.csv").write_text("series,epoch,val_per_image_iou\nREAL fold0 (paper),1,0.1\n"
+                                                            "REAL fold0 (paper),2,0.2\n")  # fmt: skip
+    default = subprocess.run([str(bin_dir / "dvc"), "plots", "show", "-o", "online"], cwd=repo, env=env)
+    assert default.returncode == 0
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        offline_plots.install(repo)
+    except offline_plots.OfflinePlotsError as e:
+        pytest.skip(f"the template needs the npm packages: {e}")
+    finally:
+        os.chdir(cwd)
+    r = subprocess.run([str(bin_dir / "dvc"), "plots", "show"], cwd=repo, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "WARNING" not in r.stderr, r.stderr
+    shown = offline_plots.check(repo / "dvc_plots/index.html", tmp_path / "shot.png")
+    assert shown["plots"] >= 4 and shown["drawn"] >= shown["plots"], shown
+    assert shown["non_white"] > 0.01, shown  # not a blank page
+    blank = offline_plots.check(repo / "online/index.html", tmp_path / "online.png")
+    assert blank["drawn"] == 0 and blank["non_white"] < 0.005, blank  # what a user saw offline before
