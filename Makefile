@@ -69,9 +69,10 @@ lint: venv
 	$(BIN)/ruff check .
 
 # MLflow 3's UI opens an experiment on its traces unless the workflow switch (top left) says
-# "Machine learning"; the printed link sets it (pipeline/infra/mlflow_tracker.py: EXPERIMENT_TAGS)
+# "Machine learning"; the printed link sets it, and opens the suite's shared view (run names whole,
+# headline metric columns first: pipeline/infra/mlflow_tracker.py, EXPERIMENT_TAGS and VIEW_STATE)
 mlflow-ui: venv
-	@echo "Runs: http://127.0.0.1:5000/#/experiments/$$($(BIN)/python -c 'import sqlite3; print(sqlite3.connect("mlflow.db").execute("select experiment_id from experiments where name=?", ("singanseg",)).fetchone()[0])' 2>/dev/null || echo 1)/runs?workflowType=machine_learning"
+	@echo "Runs: http://127.0.0.1:5000/#/experiments/$$($(BIN)/python -c 'import sqlite3; print(sqlite3.connect("mlflow.db").execute("select experiment_id from experiments where name=?", ("singanseg",)).fetchone()[0])' 2>/dev/null || echo 1)/runs?workflowType=machine_learning&viewStateShareKey=singanseg"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # `dvc plots show` / `plots diff` pages that render offline: vega, vega-lite and vega-embed from

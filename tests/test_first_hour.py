@@ -234,3 +234,44 @@ def test_dvc_plots_show_renders_offline_in_headless_chromium(repo_root, tmp_path
     assert shown["non_white"] > 0.01, shown  # not a blank page
     blank = offline_plots.check(repo / "online/index.html", tmp_path / "online.png")
     assert blank["drawn"] == 0 and blank["non_white"] < 0.005, blank  # what a user saw offline before
+
+
+# ------------------------------------------------------------------ item 6: the MLflow runs table
+
+
+@pytest.mark.slow
+def test_mlflow_link_opens_run_names_whole_and_headline_columns(mlflow_server, monkeypatch, tmp_path):
+    """The experiment as the stages create it, opened by the link `make mlflow-ui` prints, in
+    headless Chromium: the shared view puts the run names at full width and the headline
+    metrics as columns (the default view shows neither)."""
+    import re
+
+    import mlflow
+
+    from pipeline.infra import mlflow_tracker, offline_plots
+
+    exe = offline_plots.browser()
+    if exe is None:
+        pytest.skip("no headless Chromium (apt-get install chromium-headless-shell)")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    exp_id = mlflow_tracker.ensure_experiment()
+    mlflow.set_tracking_uri(mlflow_server)
+    long_name = "segment/A/REAL+FAKE_1_ST1to1000/fold0"
+    for name, metrics in (("quality/singan/gss0", {"fid": 7.5, "sifid": 5.25, "lpips": 0.125}), (long_name, {"iou": 0.375, "f1": 0.5})):
+        with mlflow.start_run(experiment_id=exp_id, run_name=name):
+            mlflow.log_metrics({**metrics, **{f"other_{i}": float(i) for i in range(12)}})
+
+    def dom(url: str) -> str:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,800", "--virtual-time-budget=20000",
+               "--dump-dom", url]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+
+    def widths(html: str) -> dict[str, int]:
+        return {c: int(w) for c, w in re.findall(r'col-id="([^"]+)"[^>]*?style="[^"]*?width: (\d+)px', html)}
+
+    shared = widths(dom(mlflow_tracker.ui_url(mlflow_server, exp_id)))
+    assert shared.get(mlflow_tracker.RUN_NAME_COLUMN, 0) >= 8 * len(long_name), shared  # about 7 px a character
+    assert all(f"metrics.`{m}`" in shared for m in mlflow_tracker.HEADLINE_COLUMNS), sorted(shared)
+    default = widths(dom(mlflow_tracker.ui_url(mlflow_server, exp_id).split("&viewStateShareKey")[0]))
+    assert not any(c.startswith("metrics.") for c in default), sorted(default)
+    assert default.get(mlflow_tracker.RUN_NAME_COLUMN, 0) < shared[mlflow_tracker.RUN_NAME_COLUMN]
