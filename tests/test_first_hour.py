@@ -275,3 +275,92 @@ def test_mlflow_link_opens_run_names_whole_and_headline_columns(mlflow_server, m
     default = widths(dom(mlflow_tracker.ui_url(mlflow_server, exp_id).split("&viewStateShareKey")[0]))
     assert not any(c.startswith("metrics.") for c in default), sorted(default)
     assert default.get(mlflow_tracker.RUN_NAME_COLUMN, 0) < shared[mlflow_tracker.RUN_NAME_COLUMN]
+
+
+# ------------------------------------------------------------------ item 1: every README code line
+
+
+def _readme_code_lines() -> list[str]:
+    """Every command of README.md's code: the ```bash blocks and the 4-space indented ones."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    lines = [line for b in re.findall(r"```bash\n(.*?)```", text, re.S) for line in b.splitlines()]
+    outside = re.sub(r"```.*?```", "", text, flags=re.S)
+    lines += [line for line in outside.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    return [c for line in lines if (c := line.split("  #")[0].strip()) and not c.startswith("#")]
+
+
+# How each README line is exercised: "run" (here, as written, in a shell with nothing activated),
+# "offline: <extra args>" (run with the README's documented offline form), "dry" (`make -n`
+# prints the documented `dvc exp run` form; the run itself is the test named after it), or the
+# tests that run it (slow or long: whole pipelines), or why it cannot run here (GPU).
+README_LINES: dict[str, tuple[str, ...]] = {
+    r"make demo": ("tests/test_clean_clone.py::test_fresh_clone_make_demo_leaves_git_status_clean",),
+    r"make test": ("tests/test_readme.py::test_the_two_commands_and_ci",),
+    r"make cpu DATA=\S+": ("dry", "dvc exp run -S profile=cpu -S data.source=folder -S data.folder="),
+    r"make cpu-pretrained": ("dry", "dvc exp run -S profile=cpu -S data.source=kvasir-seg"),
+    r"\.venv/bin/dvc exp run -S profile=paper": (
+        "tests/test_own_data.py::test_failed_paper_run_keeps_the_data_and_says_how_to_get_back",),
+    r"\.venv/bin/dvc exp run -S data\.source=folder -S data\.folder=/path/to/your/data": (
+        "tests/test_own_data.py::test_readme_own_data_line_runs_the_data_stage_on_real_pairs",
+        "tests/test_own_data.py::test_readme_own_data_line_whole_pipeline_reports_folder"),
+    r"\.venv/bin/singanseg (train|sample|stylize|train-many) .*": (
+        "tests/test_readme.py::test_library_commands_run_as_written",),
+    r"\.venv/bin/python -m pipeline\.metrics fid real/images synthetic/images": ("run",),
+    r"\.venv/bin/python -m pipeline\.metrics sifid real/images synthetic/images --dims 64": (
+        "offline: --network inception_fid",),
+    r"\.venv/bin/dvc (exp run -n samples\d|exp show|metrics diff|plots diff) .*": (
+        "tests/test_first_hour.py::test_readme_exp_show_fits_120_columns_with_values",
+        "tests/test_dvc_sweep.py::test_two_value_sweep_compares_in_exp_show_metrics_diff_and_plots_diff"),
+    r"\.venv/bin/python -m pipeline\.plan --profile paper": ("run",),
+    r"\.venv/bin/python -m pipeline\.plan --profile paper --calibrate --data \S+": (
+        "tests/test_plan.py::test_paper_calibration_on_two_real_pairs",),
+    r"\.venv/bin/python -m pipeline\.plan --profile paper --calibrate --device cuda --json": ("gpu",),
+    r"bash benchmarks/gpu_check\.sh": ("gpu",),
+}
+
+
+def _how(line: str) -> tuple[str, ...]:
+    import re
+
+    matches = [how for pattern, how in README_LINES.items() if re.fullmatch(pattern, line)]
+    assert len(matches) == 1, f"README line {line!r} matches {len(matches)} entries of README_LINES: say how it is tested"
+    return matches[0]
+
+
+def test_every_readme_line_says_how_it_is_tested():
+    lines = _readme_code_lines()
+    assert len(lines) >= 20, lines
+    for line in lines:
+        for ref in _how(line):
+            if "::" in ref:
+                path, name = ref.split("::")
+                assert f"def {name}(" in (ROOT / path).read_text(), f"{line!r}: {ref} does not exist"
+            elif ref == "dry":
+                r = subprocess.run(["make", "-n", *line.split()[1:]], cwd=ROOT, env=clean_env(), capture_output=True,
+                                   text=True)  # fmt: skip
+                assert r.returncode == 0 and _how(line)[1] in r.stdout, (line, r.stdout[-1000:])
+                break
+
+
+@pytest.mark.slow
+def test_readme_metric_lines_run_in_a_clean_shell(tmp_path, kvasir_dir):
+    """The `run` and `offline:` lines, as written (their folders made from 4 + 4 real images)."""
+    from PIL import Image
+
+    images = sorted((kvasir_dir / "images").iterdir())[:8]
+    for i, src in enumerate(images):
+        dest = tmp_path / ("real" if i < 4 else "synthetic") / "images" / f"p{i % 4}.png"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(src).convert("RGB").resize((64, 64)).save(dest)
+    for line in _readme_code_lines():
+        how = _how(line)[0]
+        if how != "run" and not how.startswith("offline:"):
+            continue
+        cmd = line.replace(" real/images", f" {tmp_path}/real/images").replace(" synthetic/images", f" {tmp_path}/synthetic/images")
+        cmd += " " + how.removeprefix("offline:").strip() if how.startswith("offline:") else ""
+        r = subprocess.run(cmd, shell=True, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (cmd, r.stderr[-2000:])
+        if "pipeline.metrics" in cmd:
+            assert json.loads(r.stdout)["count"] == 4, r.stdout
