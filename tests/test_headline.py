@@ -93,7 +93,7 @@ def test_brief_set_picks_the_paper_headline_numbers():
     assert headline.brief_quality({"fid": {"fastgan_n2": 40.0}}) == {}
     a = {"iou": {"paper": {"REAL": 0.5, "FAKE_1": 0.4, "FAKE_2": 0.3, "REAL+FAKE_1": 0.6}, "clean": {"REAL": 0.1}},
          "dice": {"paper": {"REAL": 0.7}}}  # fmt: skip
-    assert headline.brief_segment(a, "A") == {"A": {"REAL": 0.5, "FAKE_1": 0.4, "REAL+FAKE_1": 0.6}}
+    assert headline.brief_segment(a, "A") == {"A": {"REAL": 0.5, "FAKE_1": 0.4}}
     # grid B: REAL and FAKE at the smallest N that has both (N=5 lacks FAKE here)
     b = {"iou": {"paper": {"REAL_N5": 0.1, "REAL_N10": 0.2, "FAKE_N10": 0.3, "FASTGAN_N2": 0.0, "REAL_N20": 0.4,
                            "FAKE_N20": 0.5}}}  # fmt: skip
