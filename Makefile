@@ -7,7 +7,7 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui plots-offline plots-check
+.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui plots-offline plots-check compare
 
 # extra pytest arguments: make test ARGS="-k foo --durations=15"
 ARGS ?=
@@ -53,6 +53,10 @@ cpu-pretrained: venv
 #   make exp S="data.source=folder data.folder=DIR"      (T= names stages: T=data runs that one only)
 exp: venv
 	$(RUN) $(BIN)/dvc exp run $(foreach s,$(S),-S $(s)) $(T)
+
+# the experiments side by side, one row per headline number (pipeline/compare.py): E="samples3 samples5"
+compare: venv
+	@$(RUN) $(BIN)/python -m pipeline.compare $(E)
 
 # what CI runs (.ci/run): everything but the `long` tests (whole pipelines re-run in fresh
 # clones, the paper-size calibration), which `make test-long` runs (about 15 minutes more)

@@ -95,16 +95,17 @@ for out in sys.argv[1:]:
 """
 
 
-def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
+@pytest.fixture(scope="module")
+def toy_sweep(tmp_path_factory):
     """The README's sweep in a toy DVC project whose stages declare the real dvc.yaml's headline
-    metrics (values: the committed metrics/headline/, scaled per experiment), then its
-    `dvc exp show` line as written (plus --no-pager) in a 120-column terminal."""
+    metrics and full JSONs (values: the committed metrics/headline/, scaled per experiment):
+    (repo, README's "Comparing runs" lines, sh) with sh running a line as written there."""
     import yaml
 
     bin_dir = Path(sys.executable).parent
     metrics, outs = _declared_headline(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
     assert metrics and all(Path(m).name.startswith("brief_") for m in metrics), metrics
-    repo = tmp_path / "repo"
+    repo = tmp_path_factory.mktemp("sweep") / "repo"
     repo.mkdir()
     shutil.copy(ROOT / "params.yaml", repo)
     shutil.copytree(ROOT / "metrics/headline", repo / "committed")
@@ -118,7 +119,8 @@ def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
         stages[f"s{i}"] = {"cmd": f"{sys.executable} fake_stage.py {m} {' '.join(full)}", "params": swept,
                            "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "120", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "120", "PYTHONPATH": str(ROOT),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
 
     def sh(cmd: str) -> str:
         r = subprocess.run(cmd, shell=True, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
@@ -130,6 +132,13 @@ def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
     for line in lines:
         if " exp run " in line:
             sh(line.replace("data.folder=DIR", "data.folder=../shared/data/kvasir-seg-200"))
+    return repo, lines, sh, metrics
+
+
+@pytest.mark.slow
+def test_readme_exp_show_fits_120_columns_with_values(toy_sweep):
+    """The README's `dvc exp show` line as written (plus --no-pager) in a 120-column terminal."""
+    repo, lines, sh, metrics = toy_sweep
     [show] = [line for line in lines if " exp show" in line]
     out = sh(show + " --no-pager")
     rows = out.rstrip("\n").splitlines()
@@ -146,6 +155,44 @@ def test_readme_exp_show_fits_120_columns_with_values(tmp_path):
     [full_diff] = [line for line in lines if "metrics diff" in line and "--targets" in line]
     diff = sh(full_diff)
     assert "iou.paper.REAL" in diff and "fid.singan_gss0" in diff, diff
+
+
+@pytest.mark.slow
+def test_compare_prints_every_headline_number_side_by_side(toy_sweep):
+    repo, lines, sh, metrics = toy_sweep
+    out = sh(f"{sys.executable} -m pipeline.compare")
+    assert max(len(r) for r in out.splitlines()) <= 120, "\n" + out
+    params, table = out.split("\n\n", 1)  # the params that differ, then one block of numbers
+    labels = [line.split()[0] for line in params.splitlines()]
+    assert len(labels) == 4 and {"workspace", "samples3", "samples5"} < set(labels), params
+    assert "generate.num_samples=3" in params and "data.folder=../shared/data/kvasir-seg-200" in params
+    rows = table.rstrip("\n").splitlines()
+    assert rows[0].split() == labels and "\n\n" not in table, "\n" + out
+    by_name = {r.split()[0]: r.split()[1:] for r in rows[1:]}
+    assert {"iou.paper.REAL", "dice.clean.REAL", "fid.singan_gss0", "kid.fastgan_n2_k2"} <= set(by_name)
+    assert all(len(v) == len(labels) for v in by_name.values())
+    full_a = json.loads((ROOT / "metrics/headline/segment_A.json").read_text())
+    baseline = labels.index(next(lab for lab in labels if lab not in ("workspace", "samples3", "samples5")))
+    want = full_a["iou"]["paper"]["REAL"] * _scale_of(repo)
+    assert float(by_name["iou.paper.REAL"][baseline]) == pytest.approx(want, rel=1e-3)
+    two = sh(f"{sys.executable} -m pipeline.compare samples3 samples5 --width 60")
+    blocks = two.split("\n\n")
+    assert [line.split()[0] for line in blocks[0].splitlines()] == ["samples5", "samples3"]
+    assert all(len(r) <= 60 for block in blocks[1:] for r in block.splitlines()), two
+    r = subprocess.run([sys.executable, "-m", "pipeline.compare", "nosuch"], cwd=repo, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no experiment nosuch" in r.stderr, r.stderr
+
+
+def _scale_of(repo: Path) -> float:
+    """The factor fake_stage.py applied at the baseline (its params.yaml at HEAD)."""
+    import zlib
+
+    import yaml
+
+    head = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    p = yaml.safe_load(head)
+    return 1 + zlib.crc32(json.dumps([p["profile"], p["data"], p["generate"]]).encode()) % 1000 / 3000
 
 
 # ------------------------------------------------------------------ item 5: the e2e fixture's failure
