@@ -54,9 +54,9 @@ cpu-pretrained: venv
 exp: venv
 	$(RUN) $(BIN)/dvc exp run $(foreach s,$(S),-S $(s)) $(T)
 
-# the experiments side by side, one row per headline number (pipeline/compare.py): E="samples3 samples5"
+# the experiments side by side, one row per headline number (pipeline/infra/compare.py): E="samples3 samples5"
 compare: venv
-	@$(RUN) $(BIN)/python -m pipeline.compare $(E)
+	@$(RUN) $(BIN)/python -m pipeline.infra.compare $(E)
 
 # what CI runs (.ci/run): everything but the `long` tests (whole pipelines re-run in fresh
 # clones, the paper-size calibration), which `make test-long` runs (about 15 minutes more)

@@ -160,7 +160,7 @@ def test_readme_exp_show_fits_120_columns_with_values(toy_sweep):
 @pytest.mark.slow
 def test_compare_prints_every_headline_number_side_by_side(toy_sweep):
     repo, lines, sh, metrics = toy_sweep
-    out = sh(f"{sys.executable} -m pipeline.compare")
+    out = sh(f"{sys.executable} -m pipeline.infra.compare")
     assert max(len(r) for r in out.splitlines()) <= 120, "\n" + out
     params, table = out.split("\n\n", 1)  # the params that differ, then one block of numbers
     labels = [line.split()[0] for line in params.splitlines()]
@@ -175,11 +175,11 @@ def test_compare_prints_every_headline_number_side_by_side(toy_sweep):
     baseline = labels.index(next(lab for lab in labels if lab not in ("workspace", "samples3", "samples5")))
     want = full_a["iou"]["paper"]["REAL"] * _scale_of(repo)
     assert float(by_name["iou.paper.REAL"][baseline]) == pytest.approx(want, rel=1e-3)
-    two = sh(f"{sys.executable} -m pipeline.compare samples3 samples5 --width 60")
+    two = sh(f"{sys.executable} -m pipeline.infra.compare samples3 samples5 --width 60")
     blocks = two.split("\n\n")
     assert [line.split()[0] for line in blocks[0].splitlines()] == ["samples5", "samples3"]
     assert all(len(r) <= 60 for block in blocks[1:] for r in block.splitlines()), two
-    r = subprocess.run([sys.executable, "-m", "pipeline.compare", "nosuch"], cwd=repo, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "pipeline.infra.compare", "nosuch"], cwd=repo, capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no experiment nosuch" in r.stderr, r.stderr
 

@@ -1,15 +1,16 @@
-"""The experiments side by side, every headline number: `python -m pipeline.compare` (`make compare`).
+"""The experiments side by side, every headline number: `python -m pipeline.infra.compare` (`make compare`).
 
 `dvc exp show` prints the brief headline set (pipeline/results/headline.py), one row per
 experiment, so it fits a terminal; this prints the full headline JSONs the other way round, one
 row per number and one column per experiment (the workspace, the baseline commit and its
 experiments, as `dvc exp show` lists them), so any number of metrics stays readable (issue 27).
+It lives in infra/, which no stage depends on: changing it re-runs nothing.
 First the params that differ, one line per experiment; then the numbers. Rows whose values are
 equal in every column are left out (`--all` keeps them); columns that do not fit the terminal's
 width go to a further block.
 
-    python -m pipeline.compare                      # every experiment of HEAD
-    python -m pipeline.compare samples3 samples5    # these (names or commits) only
+    python -m pipeline.infra.compare                      # every experiment of HEAD
+    python -m pipeline.infra.compare samples3 samples5    # these (names or commits) only
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def render(labels: list[str], rows: dict[str, list], width: int, keep_equal: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m pipeline.infra.compare", description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="experiments (names or commits) to show; default: all of HEAD")
     ap.add_argument("--all", action="store_true", help="keep rows whose values are equal in every column")
     ap.add_argument("--width", type=int, default=None, help="terminal width (default: $COLUMNS or 120)")
