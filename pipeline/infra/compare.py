@@ -4,7 +4,7 @@
 experiment, so it fits a terminal; this prints the full headline JSONs the other way round, one
 row per number and one column per experiment (the workspace, the baseline commit and its
 experiments, as `dvc exp show` lists them), so any number of metrics stays readable (issue 27).
-It lives in infra/, which no stage depends on: changing it re-runs nothing.
+It lives in infra/, which dvc.yaml lists as no stage's dependency: changing it re-runs nothing.
 First the params that differ, one line per experiment; then the numbers. Rows whose values are
 equal in every column are left out (`--all` keeps them); columns that do not fit the terminal's
 width go to a further block.
