@@ -7,7 +7,7 @@ BIN    := $(abspath $(VENV))/bin
 # dvc runs each stage's `python -m ...` through the shell: the venv must come first on PATH
 RUN    := PATH="$(BIN):$$PATH" DVC_NO_ANALYTICS=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1
 
-.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui
+.PHONY: venv demo cpu cpu-pretrained exp test test-fast test-long lint mlflow-ui plots-offline plots-check compare
 
 # extra pytest arguments: make test ARGS="-k foo --durations=15"
 ARGS ?=
@@ -58,6 +58,10 @@ cpu-pretrained: venv
 exp: venv
 	$(RUN) $(BIN)/dvc exp run $(foreach s,$(S),-S $(s)) $(T)
 
+# the experiments side by side, one row per headline number (pipeline/infra/compare.py): E="samples3 samples5"
+compare: venv
+	@$(RUN) $(BIN)/python -m pipeline.infra.compare $(E)
+
 # what CI runs (.ci/run): everything but the `long` tests (whole pipelines re-run in fresh
 # clones, the paper-size calibration), which `make test-long` runs (about 15 minutes more)
 test: venv
@@ -73,7 +77,19 @@ lint: venv
 	$(BIN)/ruff check .
 
 # MLflow 3's UI opens an experiment on its traces unless the workflow switch (top left) says
-# "Machine learning"; the printed link sets it (pipeline/infra/mlflow_tracker.py: EXPERIMENT_TAGS)
+# "Machine learning"; the printed link sets it, and opens the suite's shared view (run names whole,
+# headline metric columns first: pipeline/infra/mlflow_tracker.py, EXPERIMENT_TAGS and VIEW_STATE)
 mlflow-ui: venv
-	@echo "Runs: http://127.0.0.1:5000/#/experiments/$$($(BIN)/python -c 'import sqlite3; print(sqlite3.connect("mlflow.db").execute("select experiment_id from experiments where name=?", ("singanseg",)).fetchone()[0])' 2>/dev/null || echo 1)/runs?workflowType=machine_learning"
+	@echo "Runs: http://127.0.0.1:5000/#/experiments/$$($(BIN)/python -c 'import sqlite3; print(sqlite3.connect("mlflow.db").execute("select experiment_id from experiments where name=?", ("singanseg",)).fetchone()[0])' 2>/dev/null || echo 1)/runs?workflowType=machine_learning&viewStateShareKey=singanseg"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+# `dvc plots show` / `plots diff` pages that render offline: vega, vega-lite and vega-embed from
+# their npm packages, inlined in .dvc/offline_plots.html, which .dvc/config.local names as the
+# DVC template (pipeline/infra/offline_plots.py). plots-check writes dvc_plots/ and renders it
+# in headless Chromium without network (another page: python -m pipeline.infra.offline_plots check PAGE)
+plots-offline: venv
+	$(RUN) $(BIN)/python -m pipeline.infra.offline_plots install
+
+plots-check: venv
+	$(RUN) $(BIN)/dvc plots show -q
+	$(RUN) $(BIN)/python -m pipeline.infra.offline_plots check dvc_plots/index.html --png dvc_plots/screenshot.png

@@ -49,3 +49,37 @@ def fold_of(root):
 PARAMS = SegmentParams(clean_val_fraction=0.25, grid_b=GridBParams(samples_per_image=3))
 TINY_MODEL = ModelParams(encoder_name="resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 8))
 TINY_TRAIN = TrainParams(epochs=2, batch_size=4, img_size=32, pyra_size=None, lr_change_epoch=1)
+
+
+def run_pipeline(cmd: list[str], cwd, env: dict, timeout: float, log) -> str:
+    """Run a `dvc repro` / `dvc exp run` with stdout and stderr into one log file; return the log.
+
+    On a timeout or a failure, the assertion names the stage DVC was in (its last "Running stage
+    '<name>'" line) and the log's last line, instead of a bare TimeoutExpired (issue 27). The
+    command runs in its own process group, killed whole on a timeout: DVC's stage processes
+    would otherwise outlive it (and keep the test waiting on their pipes).
+    """
+    import os
+    import re
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    log = Path(log)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # fmt: skip
+        try:
+            rc, why = proc.wait(timeout=timeout), None
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc, why = proc.wait(), f"timed out after {timeout:.0f} s"
+    text = log.read_text(errors="replace")
+    if why is None and rc == 0:
+        return text
+    stages = re.findall(r"Running stage '([^']+)'", text)
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    raise AssertionError(
+        f"{' '.join(map(str, cmd))} {why or f'failed (exit {rc})'} in stage {stages[-1] if stages else '(none started)'}; "
+        f"last log line: {lines[-1] if lines else '(empty log)'}\nlog: {log}\n" + "\n".join(lines[-40:])
+    )

@@ -57,11 +57,12 @@ def test_two_value_sweep_compares_in_exp_show_metrics_diff_and_plots_diff(repo_r
         params = data["params"]["params.yaml"]["data"]
         assert params["quality"]["sifid"]["dims"] == int(value.split("=")[1])
         metrics = data["metrics"]
-        quality = metrics["metrics/headline/quality.json"]["data"]
+        quality = metrics["metrics/headline/brief_quality.json"]["data"]  # the brief set (issue 27)
         assert quality["sifid"], "no SIFID column"
-        assert metrics["metrics/headline/segment_A.json"]["data"]["iou"], "no grid A IoU column"
+        assert metrics["metrics/headline/brief_segment_A.json"]["data"]["A"], "no grid A IoU column"
 
-    diff = json.loads(_dvc(clone, "metrics", "diff", names[0], names[1], "--json").stdout)
+    full = ["metrics/headline/quality.json", "metrics/headline/segment_A.json"]  # the README's --targets line
+    diff = json.loads(_dvc(clone, "metrics", "diff", names[0], names[1], "--json", "--targets", *full).stdout)
     sifid = {k: v for k, v in diff.get("metrics/headline/quality.json", {}).items() if k.startswith("sifid.")}
     assert sifid and any(v["diff"] for v in sifid.values()), f"SIFID did not change between dims: {sifid}"
     # grid A does not depend on the SIFID dims: the second experiment reused the first's results

@@ -24,7 +24,7 @@ from singanseg.typed import to_mapping
 
 BIN = Path(sys.executable).parent
 ONE_EPOCH = dataclasses.replace(TINY_TRAIN, epochs=1, lr_change_epoch=1)
-PLOT_IDS = ("grid_b_iou_by_n", "grid_a_iou", "fid_by_k", "sifid_by_style")
+PLOT_IDS = ("grid_a_curves", "grid_b_iou_by_n", "grid_a_iou", "fid_by_k", "sifid_by_style")
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,21 @@ def test_quality_headline_keys_are_flat_and_dot_free():
     assert [r["series"] for r in headline.sifid_rows(summary)] == ["gss0, ST 1:1000"]
 
 
+def test_brief_set_picks_the_paper_headline_numbers():
+    quality = {"sifid": {"singan_gss0": 5.0, "singan_gss1": 4.0}, "fid": {"singan_gss0": 7.0, "fastgan_n2": 40.0},
+               "kid": {"singan_gss0_k2": 9.0}}  # fmt: skip
+    assert headline.brief_quality(quality) == {"sifid": 5.0, "fid": 7.0}
+    assert headline.brief_quality({"fid": {"fastgan_n2": 40.0}}) == {}
+    a = {"iou": {"paper": {"REAL": 0.5, "FAKE_1": 0.4, "FAKE_2": 0.3, "REAL+FAKE_1": 0.6}, "clean": {"REAL": 0.1}},
+         "dice": {"paper": {"REAL": 0.7}}}  # fmt: skip
+    assert headline.brief_segment(a, "A") == {"A": {"REAL": 0.5, "FAKE_1": 0.4}}
+    # grid B: REAL and FAKE at the smallest N that has both (N=5 lacks FAKE here)
+    b = {"iou": {"paper": {"REAL_N5": 0.1, "REAL_N10": 0.2, "FAKE_N10": 0.3, "FASTGAN_N2": 0.0, "REAL_N20": 0.4,
+                           "FAKE_N20": 0.5}}}  # fmt: skip
+    assert headline.brief_segment(b, "B") == {"B": {"REAL_N10": 0.2, "FAKE_N10": 0.3}}
+    assert headline.brief_segment({"iou": {"clean": {"REAL_N5": 0.1}}}, "B") == {}
+
+
 def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     return subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, env=env, timeout=120)
@@ -93,8 +108,11 @@ def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_dvc_yaml_declares_the_headline_as_uncached_metrics(repo_root):
     stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
-    assert stages["quality"]["metrics"] == [{"metrics/headline/quality.json": {"cache": False}}]
-    assert stages["segment"]["do"]["metrics"] == [{"metrics/headline/segment_${item}.json": {"cache": False}}]
+    # only the brief set is a metric (issue 27: `dvc exp show` in 120 columns); the full JSONs are uncached outs
+    assert stages["quality"]["metrics"] == [{"metrics/headline/brief_quality.json": {"cache": False}}]
+    assert stages["segment"]["do"]["metrics"] == [{"metrics/headline/brief_segment_${item}.json": {"cache": False}}]
+    assert {"metrics/headline/quality.json": {"cache": False}} in stages["quality"]["outs"]
+    assert {"metrics/headline/segment_${item}.json": {"cache": False}} in stages["segment"]["do"]["outs"]
     ignored = subprocess.run(["git", "check-ignore", "-q", "metrics/headline/quality.json"], cwd=repo_root)
     assert ignored.returncode == 1, "metrics/headline/ must be committed (an experiment's commit carries it)"
 
@@ -110,6 +128,7 @@ def test_dvc_metrics_and_plots_show_read_the_headline(project, repo_root, tmp_pa
     (repo / ".dvc/plots").mkdir(exist_ok=True)  # `dvc init --force` empties .dvc/
     shutil.copy(repo_root / ".dvc/plots/series.json", repo / ".dvc/plots/series.json")
     shutil.copytree(project / "metrics/headline", repo / "metrics/headline")
+    shutil.copytree(project / "metrics/segmentation", repo / "metrics/segmentation")  # fold JSONs beside the curves
     summary = {"sets": {"singan/gss0": {"sifid": 2.0, "sifid_std": 0.1, "fid": 8.0},
                         "singan_st1to1000/gss0": {"sifid": 1.5, "sifid_std": 0.1, "fid": 7.5}}}  # fmt: skip
     headline.write_quality(summary, repo / "metrics/headline")
@@ -121,12 +140,22 @@ def test_dvc_metrics_and_plots_show_read_the_headline(project, repo_root, tmp_pa
     assert r.returncode == 0, r.stderr
     [workspace] = json.loads(r.stdout).values()  # one revision, the workspace ("" in DVC 3)
     data = workspace["data"]
-    ours = json.loads((project / "metrics/headline/segment_A.json").read_text())
-    assert data["metrics/headline/segment_A.json"]["data"] == ours
-    assert data["metrics/headline/quality.json"]["data"]["sifid"]["singan_st1to1000_gss0"] == 1.5
+    ours = json.loads((project / "metrics/headline/brief_segment_A.json").read_text())
+    assert data["metrics/headline/brief_segment_A.json"]["data"] == ours == {"A": {"REAL": pytest.approx(
+        json.loads((project / "metrics/headline/segment_A.json").read_text())["iou"]["paper"]["REAL"])}}
+    assert data["metrics/headline/brief_quality.json"]["data"] == {"sifid": 2.0, "fid": 8.0}
+    assert "metrics/headline/quality.json" not in data  # the full numbers: a plain out, read on request
+    r = _dvc(repo, "metrics", "show", "--json", "metrics/headline/quality.json")
+    [workspace] = json.loads(r.stdout).values()
+    assert workspace["data"]["metrics/headline/quality.json"]["data"]["sifid"]["singan_st1to1000_gss0"] == 1.5
 
     r = _dvc(repo, "plots", "show", "--json")
+    assert "WARNING" not in r.stderr, r.stderr  # issue 27: once per fold JSON when a plot took the folder
     plots = json.loads(r.stdout)["data"]
+    assert set(plots) == set(PLOT_IDS)
+    curves = plots["grid_a_curves"][0]["content"]["data"]["values"]
+    assert {v["series"] for v in curves} == {f"REAL fold{f} ({p})" for f in (0, 1) for p in ("paper", "clean")}
+    assert len(curves) == 4 * ONE_EPOCH.epochs and all(float(v["val_per_image_iou"]) >= 0 for v in curves)
     for plot_id in PLOT_IDS:
         [rendered] = plots[plot_id]
         values = rendered["content"]["data"]["values"]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +57,9 @@ def project(repo_root, tmp_path_factory):
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"]):  # fmt: skip
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)
     t0 = time.monotonic()
-    r = _run([str(BIN / "dvc"), "repro"], root)
+    # a failure or timeout names the stage it was in and the log's last line (tests/helpers.py)
+    run_pipeline([str(BIN / "dvc"), "repro"], root, _env(root), 1800, root / ".repro-log")
     (root / ".repro-seconds").write_text(f"{time.monotonic() - t0:.1f}\n")
-    (root / ".repro-log").write_text(r.stdout + r.stderr)
     return root
 
 

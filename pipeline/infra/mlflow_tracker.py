@@ -19,6 +19,7 @@ UI filters one `dvc repro` at once (`tags.pipeline_run = '...'`; `pipeline_run_t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -114,8 +115,22 @@ def _mlflow():
 # mlflow/demo/generators/traces.py). mlflow 3.17's UI reads the kind from its "workflow type"
 # switch when that feature flag is on (it is, in the bundled build), defaulting to GenAI: the
 # switch, or `?workflowType=machine_learning` in the link (`ui_url`), opens the runs then.
+# Issue 27: the runs table opened with truncated run names and no metric column in view. MLflow
+# 3's UI loads a "shared view" (its Share button) from the experiment tag
+# `mlflow.sharedViewState.<key>` when the link carries `viewStateShareKey=<key>`, as plain JSON of
+# its view state (mlflow/server/js: `Rn.HC` keys; column ids are `<type>.\`<name>\``). This one
+# shows the run names whole and the headline metrics first; the user's own saved view is untouched.
+VIEW_KEY = "singanseg"
+HEADLINE_COLUMNS = ("fid", "sifid", "lpips", "iou", "f1")  # the short names (issue 18)
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+VIEW_STATE = {
+    "selectedColumns": [f"metrics.`{m}`" for m in HEADLINE_COLUMNS],
+    "columnOrder": [RUN_NAME_COLUMN, *(f"metrics.`{m}`" for m in HEADLINE_COLUMNS)],
+    "columnWidths": {RUN_NAME_COLUMN: 330},  # the longest, segment/A/REAL+FAKE_1_ST1to1000/fold0, whole
+}
 EXPERIMENT_TAGS = {
     "mlflow.experimentKind": "custom_model_development",
+    f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(VIEW_STATE, sort_keys=True),
     "mlflow.note.content": (
         "The SinGAN-Seg benchmark pipeline: one run per DVC stage execution (per-image and "
         "per-fold work as child runs). All runs of one `dvc repro` / `dvc exp run` share the tag "
@@ -151,7 +166,7 @@ def ensure_experiment(name: str = EXPERIMENT) -> str:
 
 def ui_url(base: str, experiment_id: str) -> str:
     """The link that opens the experiment's runs table in MLflow 3's UI (see EXPERIMENT_TAGS)."""
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={VIEW_KEY}"
 
 
 # --- one pipeline run: the stages of one `dvc repro` / `dvc exp run` --------------------------

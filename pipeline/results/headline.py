@@ -9,6 +9,10 @@ their own folder, `metrics/headline/`, uncached and committed to git as dvc.lock
     sifid_by_style.csv  SIFID per SinGAN-Seg set, by gen_start_scale and style transfer (plot)
     segment_<G>.json    {iou: {<protocol>: {<experiment>: v}}, dice: {...}}  (segment stage, grid G)
     segment_<G>.csv     the same numbers in long form, with N and kind for grid B (plots)
+    curves_<G>.csv      the per-epoch validation IoU of every run, in long form (grid A: plot)
+    brief_quality.json, brief_segment_<G>.json   the few numbers `dvc metrics show` and
+                        `dvc exp show` print (dvc.yaml declares these as metrics; the full
+                        JSONs above are plain uncached outs: `dvc metrics show FILE` reads them)
 
 `<set>` is the synthetic set with `/` as `_` (`singan_st1to1000_gss0`, `fastgan_n2`): DVC joins
 nested keys with `.` into the `dvc exp show` columns (`fid.singan_gss0`, `iou.paper.REAL`), so
@@ -97,8 +101,9 @@ def sifid_rows(summary: dict) -> list[dict]:
 
 
 def write_quality(summary: dict, out: Path = HEADLINE_DIR) -> list[Path]:
-    """quality.json and sifid_by_style.csv, each written atomically."""
-    return [_write_json(out / "quality.json", quality_headline(summary)),
+    """quality.json, brief_quality.json and sifid_by_style.csv, each written atomically."""
+    full = quality_headline(summary)
+    return [_write_json(out / "quality.json", full), _write_json(out / "brief_quality.json", brief_quality(full)),
             _write_csv(out / "sifid_by_style.csv", sifid_rows(summary), SIFID_COLUMNS)]  # fmt: skip
 
 
@@ -144,5 +149,63 @@ def segment_rows(means: pd.DataFrame, grid: str) -> list[dict]:
 def write_segment(grid: str, results: Path, out: Path = HEADLINE_DIR) -> list[Path]:
     """segment_<grid>.json and segment_<grid>.csv from the grid's results folder (results/<grid>)."""
     means = fold_means(load_segmentation(results, grids=(grid,)), grid)
-    return [_write_json(out / f"segment_{grid}.json", segment_headline(means)),
-            _write_csv(out / f"segment_{grid}.csv", segment_rows(means, grid), SEGMENT_COLUMNS)]  # fmt: skip
+    full = segment_headline(means)
+    written = [_write_json(out / f"segment_{grid}.json", full),
+               _write_json(out / f"brief_segment_{grid}.json", brief_segment(full, grid)),
+               _write_csv(out / f"segment_{grid}.csv", segment_rows(means, grid), SEGMENT_COLUMNS)]  # fmt: skip
+    return [*written, _write_csv(out / f"curves_{grid}.csv", curve_rows(results / grid), CURVE_COLUMNS)]
+
+
+# ------------------------------------------------------------------ training curves
+
+# The per-epoch curves sit in the grid's results folder beside the fold JSONs, which are no
+# plot data: a `dvc plots` entry on the folder warned once per JSON (issue 27). Gathered
+# here in long form; dvc.yaml plots grid A's (grid B's many short runs are kept, not plotted).
+CURVE_COLUMNS = ["experiment", "run", "protocol", "series", "epoch", "val_per_image_iou"]
+
+
+def curve_rows(grid_dir: Path) -> list[dict]:
+    """One row per (curve, epoch) from `<experiment>/<run>_curves/<protocol>.csv` (pipeline/segment/run.py)."""
+    rows = []
+    for path in sorted(Path(grid_dir).glob("**/*_curves/*.csv")):
+        experiment = path.parent.parent.relative_to(grid_dir).as_posix()
+        run, protocol = path.parent.name.removesuffix("_curves"), path.stem
+        with open(path, newline="", encoding="utf-8") as f:
+            for r in csv.DictReader(f):
+                if _num(r.get("val_per_image_iou")) is not None:
+                    rows.append({"experiment": experiment, "run": run, "protocol": protocol,
+                                 "series": f"{experiment} {run} ({protocol})", "epoch": int(r["epoch"]),
+                                 "val_per_image_iou": r["val_per_image_iou"]})  # fmt: skip
+    return rows
+
+
+# ------------------------------------------------------------------ the brief set
+
+
+BRIEF_SET = "singan_gss0"  # the paper's SinGAN-Seg samples: gen_start_scale 0, no style transfer
+BRIEF_PROTOCOL = "paper"  # the authors' protocol, as the paper's tables
+# the data-rich claim: real against synthetic training data (a third column, REAL+FAKE_1, would
+# not fit 120 columns beside the swept param: tests/test_first_hour.py)
+BRIEF_A = ("REAL", "FAKE_1")
+BRIEF_B_KINDS = ("REAL", "FAKE")  # the data-scarce claim, at the grid's smallest N
+
+
+def brief_quality(full: dict) -> dict:
+    """{sifid, fid} of the paper's SinGAN-Seg set, from quality.json's content."""
+    return {m: full[m][BRIEF_SET] for m in ("sifid", "fid") if BRIEF_SET in full.get(m, {})}
+
+
+def brief_segment(full: dict, grid: str) -> dict:
+    """{<grid>: {<experiment>: IoU}} under the paper's protocol, from segment_<grid>.json's content:
+    grid A's BRIEF_A experiments, grid B's BRIEF_B_KINDS at the smallest N that has them all."""
+    iou = full.get("iou", {}).get(BRIEF_PROTOCOL, {})
+    if grid == "A":
+        picked = [e for e in BRIEF_A if e in iou]
+    else:
+        ns = {}
+        for e in iou:
+            if (m := GRID_B_EXP.match(e)) and m["kind"] in BRIEF_B_KINDS:
+                ns.setdefault(int(m["n"]), set()).add(m["kind"])
+        full_ns = [n for n, kinds in ns.items() if kinds == set(BRIEF_B_KINDS)]
+        picked = [f"{k}_N{min(full_ns)}" for k in BRIEF_B_KINDS] if full_ns else []
+    return {grid: {e: iou[e] for e in picked}} if picked else {}
