@@ -154,7 +154,7 @@ def test_dvc_metrics_and_plots_show_read_the_headline(project, repo_root, tmp_pa
     plots = json.loads(r.stdout)["data"]
     assert set(plots) == set(PLOT_IDS)
     curves = plots["grid_a_curves"][0]["content"]["data"]["values"]
-    assert {v["series"] for v in curves} == {f"REAL fold{f} ({p})" for f in (0, 1) for p in ("paper", "clean")}
+    assert {v["series"] for v in curves} == {f"REAL fold{f}_seed0 ({p})" for f in (0, 1) for p in ("paper", "clean")}
     assert len(curves) == 4 * ONE_EPOCH.epochs and all(float(v["val_per_image_iou"]) >= 0 for v in curves)
     for plot_id in PLOT_IDS:
         [rendered] = plots[plot_id]
