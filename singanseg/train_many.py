@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from singanseg.executors import (
 )
 from singanseg.io import Pair, list_pairs, write_text
 from singanseg.progress import Progress
-from singanseg.saved_model import MODEL_JSON, config_of, read_model_json
 from singanseg.tracker import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
@@ -94,37 +92,25 @@ def train_one(
     worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
     that GPU there and the CPU in a task without one.
     """
-    from singanseg.api import IncompatibleModelError, finished_model, train
+    from singanseg.api import finished_model, open_model, train_members
 
     cfg = config_from_dict(config, "train-many config")
     folder = Path(out)
-    resumed = False
-    done = finished_model(folder, cfg, seed, image, mask)
+    done = finished_model(folder, cfg, seed, image, mask)  # skipped before any child run
     if done is not None:
         return Skipped(done)
-    if (folder / MODEL_JSON).exists():
-        meta = read_model_json(folder)
-        same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-        resumed = same and not meta["complete"] and int(meta["finished_scales"]) > 0
     with or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
+        m = open_model(image, mask, folder, cfg, seed, on_incompatible)  # the rules of every path
+        if isinstance(m, Skipped):  # finished meanwhile (another run on the same --out)
+            return m
 
-        def on_scale(n: int, summary: dict) -> None:
+        def on_scale(_id: str, n: int, summary: dict) -> None:
             child.log_metrics({f"scale.{k}": v for k, v in summary.items()}, step=n)
 
-        def fit():
-            return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, device=device)
-
-        try:
-            model = fit()
-        except IncompatibleModelError:
-            if on_incompatible != "retrain":
-                raise
-            shutil.rmtree(folder)  # params or data changed: the folder's model is stale
-            resumed = False
-            model = fit()
-        meta = read_model_json(folder)
-        child.log_metrics({"num_scales": model.num_scales, "seed": int(meta["seed"])})
-    return {"seed": int(meta["seed"]), "scales": model.num_scales, "resumed": resumed}
+        dev = resolve_device(device, "train-many: device")
+        train_members([m], cfg, dev, progress=False, on_scale=on_scale, raise_errors=True)
+        child.log_metrics({"num_scales": len(m.scales), "seed": m.seed})
+    return {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed}
 
 
 def _select_shard(ids: Sequence[str], shard: tuple[int, int] | None) -> slice:
@@ -167,8 +153,9 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` K > 1 trains K models at a time as one batched computation (singanseg.training_batched:
-    grouped convolutions, exactly the single-model algorithm per model): in this process with
+    `batch` K > 1 trains K models at a time as one batched computation (singanseg.training, the
+    loop of K = 1 too: grouped convolutions, per model the same algorithm and random numbers;
+    float32 weights agree with K = 1 to a rounding nudge, see `--batch`): in this process with
     executor local, one Ray task per chunk of up to K same-shape models with executor ray
     (singanseg.train_many_batched.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
     keeps the first N ids (natural-sort order); `shard=(k, n)` then
@@ -344,8 +331,11 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=int,
         default=1,
         metavar="K",
-        help="train up to K same-shape models together as one batched computation (same results per "
-        "model; default 1); with --executor ray each Ray task trains one such batch, and "
+        help="train up to K same-shape models together as one batched computation (default 1). Per "
+        "model the same loop, seed and random numbers as --batch 1 (equal in float64); in float32 the "
+        "batched convolutions round differently and Adam amplifies that, so weights differ from "
+        "--batch 1 about as much as moving the input pixels (in [-1, 1]) by 1e-7 does (~1e-2 after 4 "
+        "iterations). With --executor ray each Ray task trains one such batch, and "
         "--cpus-per-task/--gpus-per-task reserve resources per batch",
     )
     p.add_argument(

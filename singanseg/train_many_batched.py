@@ -1,4 +1,9 @@
-"""Train many SinGAN-Seg models K at a time with singanseg.training_batched (issue 8, items 1 and 3).
+"""Train many SinGAN-Seg models K at a time through the one training loop (issue 8, items 1 and 3).
+
+Each pair is opened by singanseg.api.open_model (THE skip / resume / incompatibility / seed
+rules) and each chunk of up to K same-bucket models is trained by singanseg.api.train_members
+(singanseg.training.train_scale at every scale: the models laid out as one grouped network,
+singanseg.training_batched), exactly as `singanseg train` trains one model.
 
 Output: the folders singanseg.api.train writes (scale_<n>.safetensors/json with the
 model's rng state, model.json after every finished scale); `api.load` reads them and
@@ -22,137 +27,31 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from singanseg.api import IncompatibleModelError, finished_model, read_inputs
+from singanseg.api import finished_model, open_model, resumable_scales, train_members
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
 from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
 from singanseg.imresize import output_length
 from singanseg.io import Pair, list_pairs
-from singanseg.pyramid import adjust_scales, build_pyramid
-from singanseg.saved_model import (
-    MODEL_JSON,
-    config_of,
-    incompatibilities,
-    input_sha256,
-    load_scale,
-    model_record,
-    progress_record,
-    read_model_json,
-    save_scale,
-    write_model_json,
-)
+from singanseg.pyramid import adjust_scales
+from singanseg.saved_model import MODEL_JSON, read_model_json
 from singanseg.train_many import image_seed
-from singanseg.training import check_losses_finite
-from singanseg.training_batched import Member, train_scale_batched
+from singanseg.training import Member
 from singanseg.typed import ConfigError, to_mapping
 
 # Logs as it did inside singanseg.training_batched, so logging set up for it still applies.
 log = logging.getLogger("singanseg.training_batched")
 
 
-# --- model folders: the checks and records of singanseg.api.train ----------------------
-
-
-def _write_record(m: Member, complete: bool) -> None:
-    """model.json with api.train's fields (tests/test_batched.py compares the two)."""
-    write_model_json(m.folder, {**m.record, **progress_record(m.scales, complete)})
-
-
-def prepare(
-    pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None, on_incompatible: str = "error"
-):
-    """A Member ready to train from its next scale, or Skipped when its model is complete.
-
-    Same rules as singanseg.train_many.train_one + singanseg.api.train: a complete model of the
-    same config and seed is skipped unread; another config, seed or input raises
-    IncompatibleModelError (or, with on_incompatible 'retrain', the folder is replaced).
-    """
-    done = finished_model(folder, cfg, seed, pair.image, pair.mask)
-    if done is not None:
-        return Skipped(done)
-    meta = read_model_json(folder) if (folder / MODEL_JSON).exists() else None
-    rgba, where = read_inputs(pair.image, pair.mask, cfg.max_input_pixels)
-    input_sha = input_sha256(rgba)
-    reals, spec = build_pyramid(rgba, cfg, where)
-    gen, scales = torch.Generator(), []
-    if meta is not None:
-        problems = incompatibilities(meta, folder, cfg, seed, input_sha)
-        if problems and on_incompatible != "retrain":
-            raise IncompatibleModelError(
-                f"{folder / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
-                f"use another --out or delete the folder"
-            )
-        if problems:
-            shutil.rmtree(folder)
-            meta = None
-    if meta is not None:
-        seed = int(meta["seed"])
-        scales = [load_scale(folder, n, cfg) for n in range(int(meta["finished_scales"]))]
-        if scales:
-            gen.set_state(scales[-1]["rng_state"])
-        else:
-            gen.manual_seed(seed)
-    else:
-        seed = secrets.randbelow(10_000) + 1 if seed is None else int(seed)  # post_config
-        gen.manual_seed(seed)
-    record = model_record(cfg, seed, input_sha, rgba.shape, spec, [r.shape[2:] for r in reals])
-    m = Member(pair.id, folder, seed, gen, reals, spec, record, scales, resumed=bool(scales))
-    folder.mkdir(parents=True, exist_ok=True)
-    if not scales:
-        _write_record(m, False)
-    return m
-
-
 def bucket_key(m: Member) -> tuple:
     """Models train together when their pyramids (shapes, scale_factor) and next scale agree."""
     return (m.shapes, m.spec.scale_factor, len(m.scales))
-
-
-def train_group(
-    members: list[Member], cfg: SinGANConfig, device, progress: bool = False, on_scale=None
-) -> None:
-    """Train one bucket chunk to the finest scale, saving every model after every scale."""
-    bar = None
-    for n in range(len(members[0].scales), len(members[0].reals)):
-        members = [m for m in members if m.error is None]
-        if not members:
-            return
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.niter, desc=f"{len(members)} models, scale {n}", leave=False)
-        try:
-            results = train_scale_batched(n, members, cfg, device, bar)
-        except Exception as e:  # noqa: BLE001 - reported per model; other chunks go on
-            for m in members:
-                m.error = (
-                    f"batched training of {len(members)} models at scale {n} failed: {describe_error(e)}"
-                )
-            return
-        finally:
-            if bar is not None:
-                bar.close()
-        for m, r in zip(members, results, strict=True):
-            try:
-                check_losses_finite(r["losses"], n)  # a diverged model stops; the others go on
-                save_scale(m.folder, n, r["G"], r["D"], r["z_opt"], r["real"], r["noise_amp"],
-                           m.gen, r["losses"], r["seconds"])  # fmt: skip
-                m.scales.append(r)
-                _write_record(m, n == len(m.reals) - 1)
-                m.seconds += r["seconds"]
-                if on_scale is not None:
-                    on_scale(m.id, n, {"seconds": r["seconds"], "noise_amp": r["noise_amp"],
-                                       **{f"{k}_last": v[-1] for k, v in r["losses"].items() if v}})  # fmt: skip
-            except Exception as e:  # noqa: BLE001
-                m.error = describe_error(e)
 
 
 def train_batched(
@@ -191,7 +90,7 @@ def train_batched(
     for p in pairs:
         t0 = time.perf_counter()
         try:
-            m = prepare(p, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible)
+            m = open_model(p.image, p.mask, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible, p.id)
         except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
             results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
             continue
@@ -205,7 +104,7 @@ def train_batched(
                  start, len(group), ", ".join(m.id for m in group))  # fmt: skip
         for i in range(0, len(group), batch):
             chunk = group[i : i + batch]
-            train_group(chunk, cfg, device, progress, on_scale)
+            train_members(chunk, cfg, device, progress, on_scale)
             for m in chunk:
                 if m.error is not None:
                     results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
@@ -218,15 +117,15 @@ def train_batched(
 
 # --- the same chunks as executor tasks (train-many --executor ray --batch K) ----------------
 
-UNPLANNED = ("unplanned",)  # pairs whose header or model.json cannot be read: prepare reports why
+UNPLANNED = ("unplanned",)  # pairs whose header or model.json cannot be read: open_model reports why
 
 
 def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
-    """`bucket_key` of the Member `prepare` would build, or Skipped, without decoding the image.
+    """`bucket_key` of the Member `open_model` would build, or Skipped, without decoding the image.
 
     The pyramid's shapes follow from the image size alone (pyramid.build_pyramid: every
     imresize output is ceil(length * scale)); the next scale comes from model.json. A pair
-    whose inputs prepare would refuse gets UNPLANNED: its task fails it with prepare's message
+    whose inputs open_model would refuse gets UNPLANNED: its task fails it with open_model's message
     (a refusal that needs the pixels, e.g. a non-binary mask, fails it in its planned chunk).
     """
     from PIL import Image
@@ -237,15 +136,13 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
             done = finished_model(folder, cfg, seed, pair.image, pair.mask)  # decodes only if complete
             if done is not None:
                 return Skipped(done)
-            meta = read_model_json(folder)
-            same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-            finished = int(meta["finished_scales"]) if same and not meta["complete"] else 0
+            finished = resumable_scales(read_model_json(folder), folder, cfg, seed)
         with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
             if im.size != mask.size:
                 return UNPLANNED  # so it does not take a place in the chunk of its image size
             width, height = im.size
         spec = adjust_scales(height, width, cfg, str(pair.image))
-    except Exception:  # noqa: BLE001 - reported by the task, in prepare's words
+    except Exception:  # noqa: BLE001 - reported by the task, in open_model's words
         return UNPLANNED
     h1, w1 = output_length(height, spec.scale1), output_length(width, spec.scale1)
     shapes = tuple(
@@ -320,9 +217,7 @@ __all__ = [
     "UNPLANNED",
     "bucket_key",
     "plan_key",
-    "prepare",
     "train_batched",
     "train_batched_tasks",
     "train_chunk",
-    "train_group",
 ]
