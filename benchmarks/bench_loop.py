@@ -1,12 +1,14 @@
-"""Seconds per training iteration of one model: the one loop at K = 1 vs an older loop (issue 25 s1).
+"""Seconds per training iteration: the one loop vs the two loops it replaced (issue 25 s1).
 
-The old side is singanseg/training.py read from a git revision (the single-model loop before
-the loops were merged: `train_single_scale`); the new side is `training.train_iterations`
-at K = 1. Same pair, config, thread count and coarser chain (freshly initialised: speed does
-not depend on weights); marginal process CPU time per iteration, (t(1 + iters) - t(1)) /
-iters after a warm-up, the two sides interleaved `--repeat` times (median).
+The old side is read from a git revision: singanseg/training.py's `train_single_scale` (the
+single-model loop) for K = 1 and singanseg/training_batched.py's `train_scale_batched` for
+`--ks` K > 1; the new side is `training.train_iterations` at K = 1 and `training.train_scale`
+at K. Same pair (K > 1: under K seeds), config, thread count and coarser chain (freshly
+initialised: speed does not depend on weights); marginal process CPU time per iteration,
+(t(1 + iters) - t(1)) / iters after a warm-up, old and new interleaved `--repeat` times
+(median). K > 1 times whole scales, so its marginal is per iteration of K models.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_loop.py --old bb1328f --profile smoke --iters 5 --repeat 5
+    OMP_NUM_THREADS=1 python benchmarks/bench_loop.py --old bb1328f --profile smoke --iters 5 --repeat 5 --ks 4,8
 """
 
 from __future__ import annotations
@@ -77,6 +79,24 @@ def time_old(old, n, reals, spec, cfg, niter) -> float:
     return time.process_time() - t
 
 
+def old_batched(rev: str) -> types.ModuleType:
+    src = subprocess.check_output(["git", "show", f"{rev}:singanseg/training_batched.py"], cwd=ROOT, text=True)
+    mod = types.ModuleType("_old_training_batched")
+    sys.modules[mod.__name__] = mod
+    exec(compile(src, f"{rev}:singanseg/training_batched.py", "exec"), mod.__dict__)
+    return mod
+
+
+def time_scale(member_cls, fn, k, n, reals, spec, cfg, niter) -> float:
+    """One whole scale of k models through fn(n, members, cfg, device) (the batched entry)."""
+    gen, c = torch.Generator().manual_seed(0), dataclasses.replace(cfg, niter=niter)
+    scales = [{"G": G, "D": D, "z_opt": z, "noise_amp": a} for G, z, a, D in _chain(n, reals, c, gen)]
+    members = [member_cls(str(i), None, i, torch.Generator().manual_seed(i), reals, spec, {}, scales) for i in range(k)]
+    t = time.process_time()
+    fn(n, members, c, "cpu")
+    return time.process_time() - t
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", required=True, help="git revision whose singanseg/training.py is the old loop")
@@ -86,6 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--ks", default="", help="also K > 1 models, comma-separated (old: train_scale_batched)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     old = old_training(args.old)
@@ -97,8 +118,16 @@ def main(argv=None) -> int:
     print(f"{pair.id}, profile {args.profile}: {len(reals)} scales; old = {args.old}:singanseg/training.py; "
           f"threads {args.threads}, torch {torch.__version__}, {args.iters} iterations x {args.repeat}")  # fmt: skip
     print(f"{'scale':>5} {'h x w':>9} {'old s/it':>9} {'new s/it':>9} {'new/old':>7}")
+    ks = [int(k) for k in args.ks.split(",") if k]
     timers = {"old": lambda n, k: time_old(old, n, reals, spec, cfg, k),
               "new": lambda n, k: time_new(n, reals, spec, cfg, k)}  # fmt: skip
+    if ks:
+        import singanseg.training as new_training
+
+        ob = old_batched(args.old)
+        for K in ks:
+            timers[f"old K={K}"] = lambda n, k, K=K: time_scale(ob.Member, ob.train_scale_batched, K, n, reals, spec, cfg, k)
+            timers[f"new K={K}"] = lambda n, k, K=K: time_scale(Member, new_training.train_scale, K, n, reals, spec, cfg, k)
     tot = {k: 0.0 for k in timers}
     for n in scales:
         runs = {k: [] for k in timers}
@@ -111,8 +140,12 @@ def main(argv=None) -> int:
         for k in tot:
             tot[k] += med[k]
         h, w = reals[n].shape[2:]
-        print(f"{n:>5} {f'{h}x{w}':>9} {med['old']:>9.4f} {med['new']:>9.4f} {med['new'] / med['old']:>7.3f}", flush=True)
-    print(f"{'all':>5} {'':>9} {tot['old']:>9.4f} {tot['new']:>9.4f} {tot['new'] / tot['old']:>7.3f}")
+        print(f"{n:>5} {f'{h}x{w}':>9} {med['old']:>9.4f} {med['new']:>9.4f} {med['new'] / med['old']:>7.3f}"
+              + "".join(f"   K={K}: old {med[f'old K={K}']:.4f} new {med[f'new K={K}']:.4f} "
+                        f"{med[f'new K={K}'] / med[f'old K={K}']:.3f}" for K in ks), flush=True)  # fmt: skip
+    print(f"{'all':>5} {'':>9} {tot['old']:>9.4f} {tot['new']:>9.4f} {tot['new'] / tot['old']:>7.3f}"
+          + "".join(f"   K={K}: old {tot[f'old K={K}']:.4f} new {tot[f'new K={K}']:.4f} "
+                    f"{tot[f'new K={K}'] / tot[f'old K={K}']:.3f}" for K in ks))  # fmt: skip
     return 0
 
 
