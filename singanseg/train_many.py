@@ -9,7 +9,7 @@ skipped without loading a tensor, a partial one resumes after its last finished 
 failed with the trainer's own message rather than overwritten. One broken pair fails
 alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
 models train as one batched computation (singanseg.train_many_batched), in this process or as one
-Ray task per batch, with the same skip, resume and failure rules.
+task per batch (a local pool with jobs > 1, or Ray), with the same skip, resume and failure rules.
 """
 
 from __future__ import annotations
@@ -156,8 +156,9 @@ def train_many(
     `batch` K > 1 trains K models at a time as one batched computation (singanseg.training, the
     loop of K = 1 too: grouped convolutions, per model the same algorithm and random numbers;
     float32 weights agree with K = 1 to a rounding nudge, see `--batch`): in this process with
-    executor local, one Ray task per chunk of up to K same-shape models with executor ray
-    (singanseg.train_many_batched.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
+    executor local and jobs 1, one task per chunk of up to K same-shape models in a pool of
+    `jobs` processes, or on Ray with executor ray (singanseg.train_many_batched.train_batched_tasks;
+    `num_gpus_per_task` is per chunk; the chunks, and so the models, are the same). `limit`
     keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker; the batched paths
@@ -197,7 +198,9 @@ def train_many(
         )
         for p in pairs
     ]
-    if batch > 1 and ex_cfg.executor == "ray":
+    if batch > 1 and (ex_cfg.executor == "ray" or (ex_cfg.jobs or 1) > 1):
+        # one task per chunk: on Ray, or in a local pool of `jobs` processes (the cpu profile's
+        # two 1-thread processes keep both cores busy with batches too)
         from singanseg.train_many_batched import train_batched_tasks
 
         results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,

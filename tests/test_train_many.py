@@ -241,3 +241,23 @@ def test_a_missing_gpu_fails_before_any_task_locally(data, tmp_path):
         with pytest.raises(ConfigError, match="train-many: device.*no CUDA device"):
             train_many(data, out, cfg, seed=0, batch=batch, device="cuda", progress=False)
         assert not out.exists() or not any(out.iterdir())  # nothing trained, no record written
+
+
+def test_batched_in_a_local_pool_trains_the_in_process_models(data, tmp_path):
+    """--batch K with --jobs N > 1: one pool task per chunk (as on Ray), the same models."""
+    import torch
+
+    from singanseg.api import load
+
+    cfg = preset("smoke", **TINY)
+    inline = train_many(data, tmp_path / "inline", cfg, seed=7, batch=2, progress=False)
+    pool = train_many(data, tmp_path / "pool", cfg, ExecutorConfig(jobs=2, threads_per_job=1), seed=7,
+                      batch=2, progress=False)  # fmt: skip
+    assert [(r.task_id, r.status) for r in pool.results] == [("a", "done"), ("b", "done"), ("c_broken", "failed")]
+    assert "mask is 40x24" in pool.results[2].error
+    assert [r.value["batch"] for r in pool.results[:2]] == [2, 2]  # a and b trained as one batch
+    for i in ("a", "b"):
+        ours, theirs = load(tmp_path / "pool" / i), load(tmp_path / "inline" / i)
+        for g1, g2 in zip(ours.Gs, theirs.Gs, strict=True):
+            assert all(torch.equal(v, g2.state_dict()[k]) for k, v in g1.state_dict().items()), i
+    assert inline.summary == pool.summary
