@@ -10,11 +10,14 @@ model, `train-many` (singanseg.train_many, .train_many_batched) with one or K at
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +85,64 @@ def read_inputs(image, mask, max_pixels: int | None = None) -> tuple[np.ndarray,
         msk, info = read_mask(mask, max_pixels=max_pixels)
         return to_rgba(img, msk, where=f"{mask}", ambiguous_px=info.ambiguous_px), f"{image}"
     return to_rgba(image, mask, where="input arrays"), "input arrays"
+
+
+class ModelLock:
+    """`<folder>.lock`, held while a run trains the model in `folder` (issue 26 item 9).
+
+    Two train-many runs on one --out would otherwise both train every model (the same
+    results, twice the work). An advisory `flock`: the kernel releases it when its process
+    dies, so a crashed run blocks nobody; the holder deletes the file on release, so no lock
+    file stays in a finished (DVC-hashed) output. Taking it re-checks that the path still
+    names the file locked (a holder may have deleted it meanwhile). Local file systems and
+    one machine (flock over NFS depends on the mount).
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        self.path = folder.with_name(folder.name + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self, wait: bool) -> bool:
+        """Take the lock; `wait` False: False at once when another run holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
+                self.fd = fd
+                return True
+            os.close(fd)  # deleted by its holder while we waited: lock the path's new file
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
+@contextlib.contextmanager
+def locked(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold `folder`'s ModelLock, waiting for another run that trains it to finish."""
+    lock = ModelLock(folder)
+    if not lock.acquire(wait=False):
+        log.info("%s: another run is training it; waiting for it", folder)
+        lock.acquire(wait=True)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def resumable_scales(meta: dict, folder: Path, cfg: SinGANConfig, seed: int | None) -> int:
@@ -257,12 +318,13 @@ def train(
     """
     cfg = config or SinGANConfig()
     dev = resolve_device(device, "train: device")
-    m = open_model(image, mask, out, cfg, seed, on_incompatible)
-    if isinstance(m, Skipped):
-        log.info("%s: already trained, not retraining", out)
-    else:
-        hook = None if on_scale is None else lambda _id, n, summary: on_scale(n, summary)
-        train_members([m], cfg, dev, progress, hook, raise_errors=True)
+    with locked(out):  # another run training this folder: wait, then (usually) load its model
+        m = open_model(image, mask, out, cfg, seed, on_incompatible)
+        if isinstance(m, Skipped):
+            log.info("%s: already trained, not retraining", out)
+        else:
+            hook = None if on_scale is None else lambda _id, n, summary: on_scale(n, summary)
+            train_members([m], cfg, dev, progress, hook, raise_errors=True)
     return SinGANSeg.load(out, device=dev)
 
 

@@ -92,16 +92,16 @@ def train_one(
     worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
     that GPU there and the CPU in a task without one.
     """
-    from singanseg.api import finished_model, open_model, train_members
+    from singanseg.api import finished_model, locked, open_model, train_members
 
     cfg = config_from_dict(config, "train-many config")
     folder = Path(out)
     done = finished_model(folder, cfg, seed, image, mask)  # skipped before any child run
     if done is not None:
         return Skipped(done)
-    with or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
+    with locked(folder), or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
         m = open_model(image, mask, folder, cfg, seed, on_incompatible)  # the rules of every path
-        if isinstance(m, Skipped):  # finished meanwhile (another run on the same --out)
+        if isinstance(m, Skipped):  # another run on the same --out finished it while we waited
             return m
 
         def on_scale(_id: str, n: int, summary: dict) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from singanseg.api import finished_model, open_model, resumable_scales, train_members
+from singanseg.api import ModelLock, finished_model, open_model, resumable_scales, train_members
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
 from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
@@ -86,32 +86,64 @@ def train_batched(
         pairs = list(pairs_or_data_dir)
     out_dir = Path(out_dir)
     results: dict[str, TaskResult] = {}
-    buckets: dict[tuple, list[Member]] = {}
-    for p in pairs:
-        t0 = time.perf_counter()
-        try:
-            m = open_model(p.image, p.mask, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible, p.id)
-        except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
-            results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
-            continue
-        if isinstance(m, Skipped):
-            results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)
-        else:
-            m.seconds = time.perf_counter() - t0
-            buckets.setdefault(bucket_key(m), []).append(m)
-    for (shapes, _, start), group in buckets.items():
-        log.info("bucket %s from scale %d: %d models (%s)", "/".join(f"{h}x{w}" for h, w in shapes),
-                 start, len(group), ", ".join(m.id for m in group))  # fmt: skip
-        for i in range(0, len(group), batch):
-            chunk = group[i : i + batch]
-            train_members(chunk, cfg, device, progress, on_scale)
-            for m in chunk:
-                if m.error is not None:
-                    results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
-                    continue
-                value = {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed,
-                         "batch": len(chunk), "bucket": f"{shapes[-1][0]}x{shapes[-1][1]}/{len(shapes)}"}  # fmt: skip
-                results[m.id] = TaskResult(m.id, "done", None, m.seconds, value)
+    locks: dict[str, ModelLock] = {}
+
+    def open_pairs(todo: Sequence[Pair], wait: bool) -> tuple[dict[tuple, list[Member]], list[Pair]]:
+        """Open (lock, then api.open_model) each pair: buckets of Members to train, and the
+        pairs another run is training (`wait` False: deferred, not waited for)."""
+        buckets: dict[tuple, list[Member]] = {}
+        busy = []
+        for p in todo:
+            t0 = time.perf_counter()
+            lock = ModelLock(out_dir / p.id)
+            if not lock.acquire(wait=wait):
+                busy.append(p)
+                continue
+            try:
+                m = open_model(p.image, p.mask, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible, p.id)
+            except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
+                lock.release()
+                results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
+                continue
+            if isinstance(m, Skipped):
+                lock.release()
+                results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)
+            else:
+                locks[p.id] = lock
+                m.seconds = time.perf_counter() - t0
+                buckets.setdefault(bucket_key(m), []).append(m)
+        return buckets, busy
+
+    def train(buckets: dict[tuple, list[Member]], size: int) -> None:
+        for (shapes, _, start), group in buckets.items():
+            log.info("bucket %s from scale %d: %d models (%s)", "/".join(f"{h}x{w}" for h, w in shapes),
+                     start, len(group), ", ".join(m.id for m in group))  # fmt: skip
+            for i in range(0, len(group), size):
+                chunk = group[i : i + size]
+                try:
+                    train_members(chunk, cfg, device, progress, on_scale)
+                finally:
+                    for m in chunk:
+                        locks.pop(m.id).release()
+                for m in chunk:
+                    if m.error is not None:
+                        results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
+                        continue
+                    value = {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed,
+                             "batch": len(chunk), "bucket": f"{shapes[-1][0]}x{shapes[-1][1]}/{len(shapes)}"}  # fmt: skip
+                    results[m.id] = TaskResult(m.id, "done", None, m.seconds, value)
+
+    try:
+        buckets, busy = open_pairs(pairs, wait=False)
+        train(buckets, batch)
+        # pairs another run was training: waited for one at a time, holding no other lock (no
+        # deadlock between two runs); usually finished by then and skipped, else trained alone
+        for p in busy:
+            log.info("%s: another run is training it; waiting for it", out_dir / p.id)
+            train(open_pairs([p], wait=True)[0], 1)
+    finally:
+        for lock in locks.values():
+            lock.release()
     return [results[p.id] for p in pairs]
 
 
