@@ -10,6 +10,8 @@ failed with the trainer's own message rather than overwritten. One broken pair f
 alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
 models train as one batched computation (singanseg.train_many_batched), in this process or as one
 task per batch (a local pool with jobs > 1, or Ray), with the same skip, resume and failure rules.
+Two runs on one out folder share the work: a model being trained holds `<id>.lock`
+(singanseg.api.ModelLock), and the other run waits for it and then skips it.
 """
 
 from __future__ import annotations
