@@ -71,12 +71,13 @@ def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_
             row.calibration = {"scales": out["scales"], "seconds_per_model": per_model}
             row.note = "one model at a time (batch 1); executor jobs not modelled"
             if batch > 1:  # the chunks the --data pairs fall into, priced by the K-model timing
-                chunks = cal.chunk_sizes(plan.pairs, plan.singan.model, batch)
+                mine = plan.pairs[int(item)::4] if item else plan.pairs  # this shard's (plan.models)
+                chunks = cal.chunk_sizes(mine or plan.pairs, plan.singan.model, batch)
                 per_model = cal.seconds_per_model_batched(out["seconds_per_chunk"], chunks)
                 row.calibration.update(seconds_per_model_batched=per_model, chunks=len(chunks),
                                        mean_chunk=sum(chunks) / len(chunks))  # fmt: skip
                 row.note = (f"batch {batch}: chunks of {sum(chunks) / len(chunks):.1f} models on average "
-                            f"(the --data pairs' buckets); executor jobs not modelled")  # fmt: skip
+                            f"(the shard's --data pairs in buckets); executor jobs not modelled")  # fmt: skip
             secs = row.units["models"] * per_model
         elif base == "generate":
             out, mb, cmb = unit("generate", lambda b: {"per_sample_s": cal.generate(model, device, b)}, budget_s / 2)
