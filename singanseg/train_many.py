@@ -205,8 +205,11 @@ def train_many(
         # two 1-thread processes keep both cores busy with batches too)
         from singanseg.train_many_batched import train_batched_tasks
 
-        results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
-                                      on_incompatible=on_incompatible, device=device, progress=progress)  # fmt: skip
+        # without the bar (a DVC stage's --quiet), a line every 30 s, advanced per finished chunk
+        with Progress(progress_name, len(tasks), "models", enabled=not progress) as line:
+            results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
+                                          on_incompatible=on_incompatible, device=device, progress=progress,
+                                          on_models=line.advance)  # fmt: skip
     elif batch > 1:
         from singanseg.train_many_batched import train_batched
 

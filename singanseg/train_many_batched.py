@@ -210,8 +210,11 @@ def train_batched_tasks(
     on_incompatible: str = "error",
     device: str = "auto",
     progress: bool = False,
+    on_models: Callable[[int], None] | None = None,
 ) -> list[TaskResult]:
     """`train_batched` with each chunk of up to `batch` same-bucket pairs as one executor task.
+
+    `on_models(n)`: called as each chunk settles, with its number of models (a progress line).
 
     One TaskResult per pair, in pair order, as `train_batched` returns them (a task that
     fails as a whole, e.g. its worker died, fails its chunk's pairs with its error).
@@ -224,6 +227,8 @@ def train_batched_tasks(
         key = plan_key(p, out_dir / p.id, config, image_seed(seed, p.id))
         if isinstance(key, Skipped):
             results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, key.value)
+            if on_models is not None:
+                on_models(1)
         else:
             buckets.setdefault(key, []).append(p)
     chunks = [group[i : i + batch] for group in buckets.values() for i in range(0, len(group), batch)]
@@ -234,7 +239,9 @@ def train_batched_tasks(
         for c in chunks
     ]  # fmt: skip
     # a rerun with every model finished does not start or reach a cluster for nothing
-    done = run_tasks(train_chunk, tasks, executor_config, progress=progress,
+    sizes = {task_id: len(c) for (task_id, _), c in zip(tasks, chunks, strict=True)}
+    settle = None if on_models is None else lambda r: on_models(sizes[r.task_id])
+    done = run_tasks(train_chunk, tasks, executor_config, progress=progress, on_settle=settle,
                      desc=f"train-many (chunks of <= {batch})") if tasks else []  # fmt: skip
     for chunk, task in zip(chunks, done, strict=True):
         if task.status == "done":

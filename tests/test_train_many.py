@@ -263,6 +263,15 @@ def test_batched_in_a_local_pool_trains_the_in_process_models(data, tmp_path):
     assert inline.summary == pool.summary
 
 
+def test_batched_pool_progress_line_counts_models(data, tmp_path, capsys):
+    """A DVC stage's --quiet run (no bar) still says how many models are done (issue 17)."""
+    cfg = preset("smoke", **TINY)
+    train_many(data, tmp_path / "m", cfg, ExecutorConfig(jobs=2, threads_per_job=1), seed=7, batch=2,
+               progress=False, progress_name="train_singan@0")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "train_singan@0: 3/3 models" in err
+
+
 def test_model_lock_is_exclusive_and_leaves_no_file(tmp_path):
     from singanseg.api import ModelLock
 
