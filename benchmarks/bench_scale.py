@@ -35,8 +35,7 @@ import torch
 from singanseg.config import SinGANConfig, preset
 from singanseg.networks import init_models
 from singanseg.pyramid import build_pyramid, to_rgba
-from singanseg.training import Frozen, pad, train_scale
-from singanseg.training_batched import Member, train_scale_batched
+from singanseg.training import Member, pad, train_scale
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg-200"
 
@@ -84,19 +83,14 @@ def _frozen(n, reals, cfg, device, seed=0):
     return out
 
 
-def run_single(n, reals, cfg, *, sf, frozen, device):
-    fz = Frozen([f[0] for f in frozen], [f[2] for f in frozen], [f[3] for f in frozen])
-    prev = (frozen[-1][1].state_dict(), frozen[-1][0].state_dict()) if frozen else None
-    train_scale(n, fz, reals, cfg, sf, torch.Generator().manual_seed(1), prev)
-
-
 def run_batched(n, reals, spec, cfg, *, frozen, device, k):
+    """training.train_scale of k models of one pyramid (k = 1: "single", the same loop)."""
     scales = [{"G": f[0], "D": f[1], "z_opt": f[2], "noise_amp": f[3]} for f in frozen]
     members = [
         Member(str(i), None, i, torch.Generator().manual_seed(i), reals, spec, {}, scales)
         for i in range(k)
     ]
-    train_scale_batched(n, members, cfg, device)
+    train_scale(n, members, cfg, device)
 
 
 def run_reference(n, reals, cfg, *, sf, frozen, device, outf):
@@ -155,10 +149,6 @@ def bench_profile(name, cfg, rgba, methods, scales, iters, device, deadline, log
                 if method == "reference":
                     fn = partial(run_reference, n, reals, sf=spec.scale_factor, frozen=frozen,
                                  device=device, outf=outf)  # fmt: skip
-                elif method == "single":
-                    fn = partial(
-                        run_single, n, reals, sf=spec.scale_factor, frozen=frozen, device=device
-                    )
                 else:
                     fn = partial(run_batched, n, reals, spec, frozen=frozen, device=device, k=k)
                 try:

@@ -30,15 +30,7 @@ from singanseg.config import SinGANConfig
 from singanseg.io import list_pairs, read_image, read_mask
 from singanseg.networks import init_models
 from singanseg.pyramid import build_pyramid, to_rgba
-from singanseg.training import (
-    Frozen,
-    critic_step,
-    draw_concat,
-    make_optimizers,
-    pad,
-    scale_inputs,
-    train_single_scale,
-)
+from singanseg.training import Member, critic_step, init_scale, pad, train_iterations
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kvasir-seg-200"
 
@@ -105,64 +97,47 @@ def time_reference(n, reals, cfg, scale_factor, niter, outf) -> float:
         builtins.print = saved
 
 
-def _frozen_chain(n, reals, cfg, gen) -> Frozen:
-    frozen = Frozen()
+def _member(n, reals, spec, cfg, gen) -> Member:
+    """One model with n coarser scales freshly initialised (speed does not depend on weights)."""
+    scales = []
     for k in range(n):
-        _, G = init_models(cfg, k, gen)
+        D, G = init_models(cfg, k, gen)
         G.requires_grad_(False)
-        frozen.Gs.append(G.eval())
         h, w = reals[k].shape[2:]
-        frozen.Zs.append(pad(torch.randn(1, 4, h, w, generator=gen) * (k == 0), cfg.pad))
-        frozen.noise_amps.append(1.0 if k == 0 else 0.1)
-    return frozen
+        z = pad(torch.randn(1, 4, h, w, generator=gen) * (k == 0), cfg.pad)
+        scales.append({"G": G.eval(), "D": D, "z_opt": z, "noise_amp": 1.0 if k == 0 else 0.1})
+    return Member("bench", None, 0, gen, reals, spec, {}, scales)
 
 
-def _setup(n, reals, cfg, niter):
-    """Seeded generator, frozen coarser chain, config with `niter`, fresh D and G of scale n."""
+def _setup(n, reals, spec, cfg, niter):
+    """A model of n coarser scales, config with `niter`, scale n initialised (training.init_scale)."""
     gen = torch.Generator().manual_seed(0)
-    frozen = _frozen_chain(n, reals, cfg, gen)
     c = dataclasses.replace(cfg, niter=niter)
-    netD, netG = init_models(c, n, gen)
-    return gen, frozen, c, netD, netG
+    return init_scale(n, [_member(n, reals, spec, c, gen)], c, "cpu"), c
 
 
-def time_critic(n, reals, cfg, scale_factor, niter) -> float:
+def time_critic(n, reals, spec, cfg, niter) -> float:
     """Only the critic steps (training.critic_step, op for op the reference's D loop), niter x Dsteps.
 
     What no implementation of the identical algorithm can skip: the ceiling of the ratio is
     reference / this.
     """
-    gen, frozen, c, netD, netG = _setup(n, reals, cfg, niter)
     t = time.process_time()
-    inputs = scale_inputs(frozen, reals[: n + 1], c, scale_factor)
-    optD, _, _, _ = make_optimizers(netD, netG, c)
+    s, c = _setup(n, reals, spec, cfg, niter)
     h, w = reals[n].shape[2:]
     zeros = torch.zeros(1, c.nc_z, h + 2 * c.pad, w + 2 * c.pad)
     for _ in range(niter):
-        noise_ = pad(torch.randn(1, c.nc_z, h, w, generator=gen), c.pad)
+        noise_ = pad(torch.randn(1, c.nc_z, h, w, generator=s.gens[0]), c.pad)
         for _ in range(c.Dsteps):
-            prev = zeros if n == 0 else pad(draw_concat(frozen, reals, "rand", c, scale_factor, gen), c.pad)
-            critic_step(netD, netG, optD, inputs.real, noise_ + prev, prev, c, gen)
+            prev = zeros if n == 0 else s.draw_prev(c)
+            critic_step(s, noise_ + prev, prev, c)
     return time.process_time() - t
 
 
-def time_ours(n, reals, cfg, scale_factor, niter) -> float:
-    gen, frozen, c, netD, netG = _setup(n, reals, cfg, niter)
+def time_ours(n, reals, spec, cfg, niter) -> float:
     t = time.process_time()
-    inputs = scale_inputs(frozen, reals[: n + 1], c, scale_factor)
-    optD, optG, schedD, schedG = make_optimizers(netD, netG, c)
-    train_single_scale(
-        netD,
-        netG,
-        optD,
-        optG,
-        schedD,
-        schedG,
-        inputs,
-        lambda: pad(draw_concat(frozen, reals, "rand", c, scale_factor, gen), c.pad),
-        c,
-        gen,
-    )
+    s, c = _setup(n, reals, spec, cfg, niter)
+    train_iterations(s, c)
     return time.process_time() - t
 
 
@@ -202,9 +177,9 @@ def main(argv=None) -> int:
     tot = {"ref": 0.0, "ours": 0.0, "critic": 0.0}
     with tempfile.TemporaryDirectory() as outf:
         timers = {
-            "ours": lambda n, k: time_ours(n, reals, cfg, spec.scale_factor, k),
+            "ours": lambda n, k: time_ours(n, reals, spec, cfg, k),
             "ref": lambda n, k: time_reference(n, reals, cfg, spec.scale_factor, k, outf),
-            "critic": lambda n, k: time_critic(n, reals, cfg, spec.scale_factor, k),
+            "critic": lambda n, k: time_critic(n, reals, spec, cfg, k),
         }
         if args.no_reference:
             del timers["ref"]

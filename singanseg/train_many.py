@@ -9,7 +9,9 @@ skipped without loading a tensor, a partial one resumes after its last finished 
 failed with the trainer's own message rather than overwritten. One broken pair fails
 alone: its id and error are reported, the others finish. With `batch` K > 1, K same-shape
 models train as one batched computation (singanseg.train_many_batched), in this process or as one
-Ray task per batch, with the same skip, resume and failure rules.
+task per batch (a local pool with jobs > 1, or Ray), with the same skip, resume and failure rules.
+Two runs on one out folder share the work: a model being trained holds `<id>.lock`
+(singanseg.api.ModelLock), and the other run waits for it and then skips it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,6 @@ from singanseg.executors import (
 )
 from singanseg.io import Pair, list_pairs, write_text
 from singanseg.progress import Progress
-from singanseg.saved_model import MODEL_JSON, config_of, read_model_json
 from singanseg.tracker import Tracker, or_null
 from singanseg.typed import ConfigError, from_mapping, parse_sets, to_mapping
 
@@ -94,37 +94,25 @@ def train_one(
     worker: on Ray a task given a GPU sees only its own (CUDA_VISIBLE_DEVICES), so `auto` is
     that GPU there and the CPU in a task without one.
     """
-    from singanseg.api import IncompatibleModelError, finished_model, train
+    from singanseg.api import finished_model, locked, open_model, train_members
 
     cfg = config_from_dict(config, "train-many config")
     folder = Path(out)
-    resumed = False
-    done = finished_model(folder, cfg, seed, image, mask)
+    done = finished_model(folder, cfg, seed, image, mask)  # skipped before any child run
     if done is not None:
         return Skipped(done)
-    if (folder / MODEL_JSON).exists():
-        meta = read_model_json(folder)
-        same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-        resumed = same and not meta["complete"] and int(meta["finished_scales"]) > 0
-    with or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
+    with locked(folder), or_null(tracker).child(folder.name, tags={"image_id": folder.name}) as child:
+        m = open_model(image, mask, folder, cfg, seed, on_incompatible)  # the rules of every path
+        if isinstance(m, Skipped):  # another run on the same --out finished it while we waited
+            return m
 
-        def on_scale(n: int, summary: dict) -> None:
+        def on_scale(_id: str, n: int, summary: dict) -> None:
             child.log_metrics({f"scale.{k}": v for k, v in summary.items()}, step=n)
 
-        def fit():
-            return train(image, mask, folder, config=cfg, seed=seed, progress=False, on_scale=on_scale, device=device)
-
-        try:
-            model = fit()
-        except IncompatibleModelError:
-            if on_incompatible != "retrain":
-                raise
-            shutil.rmtree(folder)  # params or data changed: the folder's model is stale
-            resumed = False
-            model = fit()
-        meta = read_model_json(folder)
-        child.log_metrics({"num_scales": model.num_scales, "seed": int(meta["seed"])})
-    return {"seed": int(meta["seed"]), "scales": model.num_scales, "resumed": resumed}
+        dev = resolve_device(device, "train-many: device")
+        train_members([m], cfg, dev, progress=False, on_scale=on_scale, raise_errors=True)
+        child.log_metrics({"num_scales": len(m.scales), "seed": m.seed})
+    return {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed}
 
 
 def _select_shard(ids: Sequence[str], shard: tuple[int, int] | None) -> slice:
@@ -167,10 +155,12 @@ def train_many(
 ) -> ManyResult:
     """Train `out_dir/<id>/` for every pair of `data_dir` (images/, masks/); see the module docstring.
 
-    `batch` K > 1 trains K models at a time as one batched computation (singanseg.training_batched:
-    grouped convolutions, exactly the single-model algorithm per model): in this process with
-    executor local, one Ray task per chunk of up to K same-shape models with executor ray
-    (singanseg.train_many_batched.train_batched_tasks; `num_gpus_per_task` is per chunk). `limit`
+    `batch` K > 1 trains K models at a time as one batched computation (singanseg.training, the
+    loop of K = 1 too: grouped convolutions, per model the same algorithm and random numbers;
+    float32 weights agree with K = 1 to a rounding nudge, see `--batch`): in this process with
+    executor local and jobs 1, one task per chunk of up to K same-shape models in a pool of
+    `jobs` processes, or on Ray with executor ray (singanseg.train_many_batched.train_batched_tasks;
+    `num_gpus_per_task` is per chunk; the chunks, and so the models, are the same). `limit`
     keeps the first N ids (natural-sort order); `shard=(k, n)` then
     trains every n-th of them from the k-th. `on_incompatible` and `tracker`: see
     `train_one` (a DVC stage passes "retrain" and its MLflow run's tracker; the batched paths
@@ -210,11 +200,16 @@ def train_many(
         )
         for p in pairs
     ]
-    if batch > 1 and ex_cfg.executor == "ray":
+    if batch > 1 and (ex_cfg.executor == "ray" or (ex_cfg.jobs or 1) > 1):
+        # one task per chunk: on Ray, or in a local pool of `jobs` processes (the cpu profile's
+        # two 1-thread processes keep both cores busy with batches too)
         from singanseg.train_many_batched import train_batched_tasks
 
-        results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
-                                      on_incompatible=on_incompatible, device=device, progress=progress)  # fmt: skip
+        # without the bar (a DVC stage's --quiet), a line every 30 s, advanced per finished chunk
+        with Progress(progress_name, len(tasks), "models", enabled=not progress) as line:
+            results = train_batched_tasks(pairs, out_dir, cfg, ex_cfg, seed=seed, batch=batch,
+                                          on_incompatible=on_incompatible, device=device, progress=progress,
+                                          on_models=line.advance)  # fmt: skip
     elif batch > 1:
         from singanseg.train_many_batched import train_batched
 
@@ -344,8 +339,11 @@ def add_train_many_command(subparsers: argparse._SubParsersAction) -> argparse.A
         type=int,
         default=1,
         metavar="K",
-        help="train up to K same-shape models together as one batched computation (same results per "
-        "model; default 1); with --executor ray each Ray task trains one such batch, and "
+        help="train up to K same-shape models together as one batched computation (default 1). Per "
+        "model the same loop, seed and random numbers as --batch 1 (equal in float64); in float32 the "
+        "batched convolutions round differently and Adam amplifies that, so weights differ from "
+        "--batch 1 about as much as moving the input pixels (in [-1, 1]) by 1e-7 does (~1e-2 after 4 "
+        "iterations). With --executor ray each Ray task trains one such batch, and "
         "--cpus-per-task/--gpus-per-task reserve resources per batch",
     )
     p.add_argument(

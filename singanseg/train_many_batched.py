@@ -1,4 +1,9 @@
-"""Train many SinGAN-Seg models K at a time with singanseg.training_batched (issue 8, items 1 and 3).
+"""Train many SinGAN-Seg models K at a time through the one training loop (issue 8, items 1 and 3).
+
+Each pair is opened by singanseg.api.open_model (THE skip / resume / incompatibility / seed
+rules) and each chunk of up to K same-bucket models is trained by singanseg.api.train_members
+(singanseg.training.train_scale at every scale: the models laid out as one grouped network,
+singanseg.training_batched), exactly as `singanseg train` trains one model.
 
 Output: the folders singanseg.api.train writes (scale_<n>.safetensors/json with the
 model's rng state, model.json after every finished scale); `api.load` reads them and
@@ -22,137 +27,31 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from singanseg.api import IncompatibleModelError, finished_model, read_inputs
+from singanseg.api import ModelLock, finished_model, open_model, resumable_scales, train_members
 from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
 from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
 from singanseg.imresize import output_length
 from singanseg.io import Pair, list_pairs
-from singanseg.pyramid import adjust_scales, build_pyramid
-from singanseg.saved_model import (
-    MODEL_JSON,
-    config_of,
-    incompatibilities,
-    input_sha256,
-    load_scale,
-    model_record,
-    progress_record,
-    read_model_json,
-    save_scale,
-    write_model_json,
-)
+from singanseg.pyramid import adjust_scales
+from singanseg.saved_model import MODEL_JSON, read_model_json
 from singanseg.train_many import image_seed
-from singanseg.training import check_losses_finite
-from singanseg.training_batched import Member, train_scale_batched
+from singanseg.training import Member
 from singanseg.typed import ConfigError, to_mapping
 
 # Logs as it did inside singanseg.training_batched, so logging set up for it still applies.
 log = logging.getLogger("singanseg.training_batched")
 
 
-# --- model folders: the checks and records of singanseg.api.train ----------------------
-
-
-def _write_record(m: Member, complete: bool) -> None:
-    """model.json with api.train's fields (tests/test_batched.py compares the two)."""
-    write_model_json(m.folder, {**m.record, **progress_record(m.scales, complete)})
-
-
-def prepare(
-    pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None, on_incompatible: str = "error"
-):
-    """A Member ready to train from its next scale, or Skipped when its model is complete.
-
-    Same rules as singanseg.train_many.train_one + singanseg.api.train: a complete model of the
-    same config and seed is skipped unread; another config, seed or input raises
-    IncompatibleModelError (or, with on_incompatible 'retrain', the folder is replaced).
-    """
-    done = finished_model(folder, cfg, seed, pair.image, pair.mask)
-    if done is not None:
-        return Skipped(done)
-    meta = read_model_json(folder) if (folder / MODEL_JSON).exists() else None
-    rgba, where = read_inputs(pair.image, pair.mask, cfg.max_input_pixels)
-    input_sha = input_sha256(rgba)
-    reals, spec = build_pyramid(rgba, cfg, where)
-    gen, scales = torch.Generator(), []
-    if meta is not None:
-        problems = incompatibilities(meta, folder, cfg, seed, input_sha)
-        if problems and on_incompatible != "retrain":
-            raise IncompatibleModelError(
-                f"{folder / MODEL_JSON}: incompatible with this request: {'; '.join(problems)}; "
-                f"use another --out or delete the folder"
-            )
-        if problems:
-            shutil.rmtree(folder)
-            meta = None
-    if meta is not None:
-        seed = int(meta["seed"])
-        scales = [load_scale(folder, n, cfg) for n in range(int(meta["finished_scales"]))]
-        if scales:
-            gen.set_state(scales[-1]["rng_state"])
-        else:
-            gen.manual_seed(seed)
-    else:
-        seed = secrets.randbelow(10_000) + 1 if seed is None else int(seed)  # post_config
-        gen.manual_seed(seed)
-    record = model_record(cfg, seed, input_sha, rgba.shape, spec, [r.shape[2:] for r in reals])
-    m = Member(pair.id, folder, seed, gen, reals, spec, record, scales, resumed=bool(scales))
-    folder.mkdir(parents=True, exist_ok=True)
-    if not scales:
-        _write_record(m, False)
-    return m
-
-
 def bucket_key(m: Member) -> tuple:
     """Models train together when their pyramids (shapes, scale_factor) and next scale agree."""
     return (m.shapes, m.spec.scale_factor, len(m.scales))
-
-
-def train_group(
-    members: list[Member], cfg: SinGANConfig, device, progress: bool = False, on_scale=None
-) -> None:
-    """Train one bucket chunk to the finest scale, saving every model after every scale."""
-    bar = None
-    for n in range(len(members[0].scales), len(members[0].reals)):
-        members = [m for m in members if m.error is None]
-        if not members:
-            return
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.niter, desc=f"{len(members)} models, scale {n}", leave=False)
-        try:
-            results = train_scale_batched(n, members, cfg, device, bar)
-        except Exception as e:  # noqa: BLE001 - reported per model; other chunks go on
-            for m in members:
-                m.error = (
-                    f"batched training of {len(members)} models at scale {n} failed: {describe_error(e)}"
-                )
-            return
-        finally:
-            if bar is not None:
-                bar.close()
-        for m, r in zip(members, results, strict=True):
-            try:
-                check_losses_finite(r["losses"], n)  # a diverged model stops; the others go on
-                save_scale(m.folder, n, r["G"], r["D"], r["z_opt"], r["real"], r["noise_amp"],
-                           m.gen, r["losses"], r["seconds"])  # fmt: skip
-                m.scales.append(r)
-                _write_record(m, n == len(m.reals) - 1)
-                m.seconds += r["seconds"]
-                if on_scale is not None:
-                    on_scale(m.id, n, {"seconds": r["seconds"], "noise_amp": r["noise_amp"],
-                                       **{f"{k}_last": v[-1] for k, v in r["losses"].items() if v}})  # fmt: skip
-            except Exception as e:  # noqa: BLE001
-                m.error = describe_error(e)
 
 
 def train_batched(
@@ -187,46 +86,78 @@ def train_batched(
         pairs = list(pairs_or_data_dir)
     out_dir = Path(out_dir)
     results: dict[str, TaskResult] = {}
-    buckets: dict[tuple, list[Member]] = {}
-    for p in pairs:
-        t0 = time.perf_counter()
-        try:
-            m = prepare(p, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible)
-        except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
-            results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
-            continue
-        if isinstance(m, Skipped):
-            results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)
-        else:
-            m.seconds = time.perf_counter() - t0
-            buckets.setdefault(bucket_key(m), []).append(m)
-    for (shapes, _, start), group in buckets.items():
-        log.info("bucket %s from scale %d: %d models (%s)", "/".join(f"{h}x{w}" for h, w in shapes),
-                 start, len(group), ", ".join(m.id for m in group))  # fmt: skip
-        for i in range(0, len(group), batch):
-            chunk = group[i : i + batch]
-            train_group(chunk, cfg, device, progress, on_scale)
-            for m in chunk:
-                if m.error is not None:
-                    results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
-                    continue
-                value = {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed,
-                         "batch": len(chunk), "bucket": f"{shapes[-1][0]}x{shapes[-1][1]}/{len(shapes)}"}  # fmt: skip
-                results[m.id] = TaskResult(m.id, "done", None, m.seconds, value)
+    locks: dict[str, ModelLock] = {}
+
+    def open_pairs(todo: Sequence[Pair], wait: bool) -> tuple[dict[tuple, list[Member]], list[Pair]]:
+        """Open (lock, then api.open_model) each pair: buckets of Members to train, and the
+        pairs another run is training (`wait` False: deferred, not waited for)."""
+        buckets: dict[tuple, list[Member]] = {}
+        busy = []
+        for p in todo:
+            t0 = time.perf_counter()
+            lock = ModelLock(out_dir / p.id)
+            if not lock.acquire(wait=wait):
+                busy.append(p)
+                continue
+            try:
+                m = open_model(p.image, p.mask, out_dir / p.id, cfg, image_seed(seed, p.id), on_incompatible, p.id)
+            except Exception as e:  # noqa: BLE001 - one pair's failure must not sink the others
+                lock.release()
+                results[p.id] = TaskResult(p.id, "failed", describe_error(e), time.perf_counter() - t0)
+                continue
+            if isinstance(m, Skipped):
+                lock.release()
+                results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, m.value)
+            else:
+                locks[p.id] = lock
+                m.seconds = time.perf_counter() - t0
+                buckets.setdefault(bucket_key(m), []).append(m)
+        return buckets, busy
+
+    def train(buckets: dict[tuple, list[Member]], size: int) -> None:
+        for (shapes, _, start), group in buckets.items():
+            log.info("bucket %s from scale %d: %d models (%s)", "/".join(f"{h}x{w}" for h, w in shapes),
+                     start, len(group), ", ".join(m.id for m in group))  # fmt: skip
+            for i in range(0, len(group), size):
+                chunk = group[i : i + size]
+                try:
+                    train_members(chunk, cfg, device, progress, on_scale)
+                finally:
+                    for m in chunk:
+                        locks.pop(m.id).release()
+                for m in chunk:
+                    if m.error is not None:
+                        results[m.id] = TaskResult(m.id, "failed", m.error, m.seconds)
+                        continue
+                    value = {"seed": m.seed, "scales": len(m.scales), "resumed": m.resumed,
+                             "batch": len(chunk), "bucket": f"{shapes[-1][0]}x{shapes[-1][1]}/{len(shapes)}"}  # fmt: skip
+                    results[m.id] = TaskResult(m.id, "done", None, m.seconds, value)
+
+    try:
+        buckets, busy = open_pairs(pairs, wait=False)
+        train(buckets, batch)
+        # pairs another run was training: waited for one at a time, holding no other lock (no
+        # deadlock between two runs); usually finished by then and skipped, else trained alone
+        for p in busy:
+            log.info("%s: another run is training it; waiting for it", out_dir / p.id)
+            train(open_pairs([p], wait=True)[0], 1)
+    finally:
+        for lock in locks.values():
+            lock.release()
     return [results[p.id] for p in pairs]
 
 
 # --- the same chunks as executor tasks (train-many --executor ray --batch K) ----------------
 
-UNPLANNED = ("unplanned",)  # pairs whose header or model.json cannot be read: prepare reports why
+UNPLANNED = ("unplanned",)  # pairs whose header or model.json cannot be read: open_model reports why
 
 
 def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
-    """`bucket_key` of the Member `prepare` would build, or Skipped, without decoding the image.
+    """`bucket_key` of the Member `open_model` would build, or Skipped, without decoding the image.
 
     The pyramid's shapes follow from the image size alone (pyramid.build_pyramid: every
     imresize output is ceil(length * scale)); the next scale comes from model.json. A pair
-    whose inputs prepare would refuse gets UNPLANNED: its task fails it with prepare's message
+    whose inputs open_model would refuse gets UNPLANNED: its task fails it with open_model's message
     (a refusal that needs the pixels, e.g. a non-binary mask, fails it in its planned chunk).
     """
     from PIL import Image
@@ -237,15 +168,13 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
             done = finished_model(folder, cfg, seed, pair.image, pair.mask)  # decodes only if complete
             if done is not None:
                 return Skipped(done)
-            meta = read_model_json(folder)
-            same = config_of(meta, folder) == cfg and (seed is None or int(meta["seed"]) == seed)
-            finished = int(meta["finished_scales"]) if same and not meta["complete"] else 0
+            finished = resumable_scales(read_model_json(folder), folder, cfg, seed)
         with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
             if im.size != mask.size:
                 return UNPLANNED  # so it does not take a place in the chunk of its image size
             width, height = im.size
         spec = adjust_scales(height, width, cfg, str(pair.image))
-    except Exception:  # noqa: BLE001 - reported by the task, in prepare's words
+    except Exception:  # noqa: BLE001 - reported by the task, in open_model's words
         return UNPLANNED
     h1, w1 = output_length(height, spec.scale1), output_length(width, spec.scale1)
     shapes = tuple(
@@ -281,8 +210,11 @@ def train_batched_tasks(
     on_incompatible: str = "error",
     device: str = "auto",
     progress: bool = False,
+    on_models: Callable[[int], None] | None = None,
 ) -> list[TaskResult]:
     """`train_batched` with each chunk of up to `batch` same-bucket pairs as one executor task.
+
+    `on_models(n)`: called as each chunk settles, with its number of models (a progress line).
 
     One TaskResult per pair, in pair order, as `train_batched` returns them (a task that
     fails as a whole, e.g. its worker died, fails its chunk's pairs with its error).
@@ -295,6 +227,8 @@ def train_batched_tasks(
         key = plan_key(p, out_dir / p.id, config, image_seed(seed, p.id))
         if isinstance(key, Skipped):
             results[p.id] = TaskResult(p.id, "skipped", None, time.perf_counter() - t0, key.value)
+            if on_models is not None:
+                on_models(1)
         else:
             buckets.setdefault(key, []).append(p)
     chunks = [group[i : i + batch] for group in buckets.values() for i in range(0, len(group), batch)]
@@ -305,7 +239,9 @@ def train_batched_tasks(
         for c in chunks
     ]  # fmt: skip
     # a rerun with every model finished does not start or reach a cluster for nothing
-    done = run_tasks(train_chunk, tasks, executor_config, progress=progress,
+    sizes = {task_id: len(c) for (task_id, _), c in zip(tasks, chunks, strict=True)}
+    settle = None if on_models is None else lambda r: on_models(sizes[r.task_id])
+    done = run_tasks(train_chunk, tasks, executor_config, progress=progress, on_settle=settle,
                      desc=f"train-many (chunks of <= {batch})") if tasks else []  # fmt: skip
     for chunk, task in zip(chunks, done, strict=True):
         if task.status == "done":
@@ -320,9 +256,7 @@ __all__ = [
     "UNPLANNED",
     "bucket_key",
     "plan_key",
-    "prepare",
     "train_batched",
     "train_batched_tasks",
     "train_chunk",
-    "train_group",
 ]

@@ -18,8 +18,8 @@ M = [
     (
         "draw_concat: 1-channel noise at every coarser scale",
         "singanseg/training.py",
-        "z = torch.randn(1, 1 if k == 0 else cfg.nc_z, h, w, generator=gen).to(G_z.device)",
-        "z = torch.randn(1, 1, h, w, generator=gen).to(G_z.device)",
+        "c = 1 if k == 0 else nc",
+        "c = 1",
     ),
     (
         "draw_concat: noise amplitude dropped",
@@ -30,8 +30,8 @@ M = [
     (
         "reconstruction weighted by lambda_grad instead of alpha",
         "singanseg/training.py",
-        "rec = cfg.alpha * F.mse_loss(netG(Z_opt, z_prev), real)",
-        "rec = cfg.lambda_grad * F.mse_loss(netG(Z_opt, z_prev), real)",
+        "rec = torch.stack([cfg.alpha * F.mse_loss(o, r) for o, r in pairs])",
+        "rec = torch.stack([cfg.lambda_grad * F.mse_loss(o, r) for o, r in pairs])",
     ),
     (
         "G milestone off by one",
@@ -42,32 +42,32 @@ M = [
     (
         "weights not copied when the width is unchanged",
         "singanseg/training.py",
-        "if n > 0 and prev_nets is not None and cfg.nfc_at(n - 1)[0] == cfg.nfc_at(n)[0]:",
-        "if n > 0 and prev_nets is not None and cfg.nfc_at(n - 1)[0] != cfg.nfc_at(n)[0]:",
+        "copy = n > 0 and cfg.nfc_at(n - 1)[0] == cfg.nfc_at(n)[0]",
+        "copy = n > 0 and cfg.nfc_at(n - 1)[0] != cfg.nfc_at(n)[0]",
     ),
     (
         "weights copied whenever the width is unchanged from scale 0 (width growth ignored)",
         "singanseg/training.py",
-        "if n > 0 and prev_nets is not None and cfg.nfc_at(n - 1)[0] == cfg.nfc_at(n)[0]:",
-        "if n > 0 and prev_nets is not None and cfg.nfc_at(0)[0] == cfg.nfc_at(n)[0]:",
+        "copy = n > 0 and cfg.nfc_at(n - 1)[0] == cfg.nfc_at(n)[0]",
+        "copy = n > 0 and cfg.nfc_at(0)[0] == cfg.nfc_at(n)[0]",
     ),
     (
         "noise_amp without the square root",
         "singanseg/training.py",
-        "amp = float(cfg.noise_amp * torch.sqrt(F.mse_loss(real, z_prev)))",
-        "amp = float(cfg.noise_amp * F.mse_loss(real, z_prev))",
+        "float(cfg.noise_amp * torch.sqrt(F.mse_loss(r, z)))",
+        "float(cfg.noise_amp * F.mse_loss(r, z))",
     ),
     (
         "accumulate: BatchNorm replay of the 3 G passes dropped",
         "singanseg/training.py",
-        "rec_loss = _rec_step(netG, Z_opt, z_prev, real, cfg, repeat=cfg.Gsteps)",
-        "rec_loss = _rec_step(netG, Z_opt, z_prev, real, cfg, repeat=1)",
+        "rec_loss = rec_step(netG, Z_opt, z_prev, s.real, cfg, k, repeat=cfg.Gsteps)",
+        "rec_loss = rec_step(netG, Z_opt, z_prev, s.real, cfg, k, repeat=1)",
     ),
     (
         "per_step: the generator step moved out of the G loop",
         "singanseg/training.py",
-        "                rec_loss = _rec_step(netG, Z_opt, z_prev, real, cfg, repeat=1)\n                optG.step()",
-        "                rec_loss = _rec_step(netG, Z_opt, z_prev, real, cfg, repeat=1)\n            optG.step()",
+        "                rec_loss = rec_step(netG, Z_opt, z_prev, s.real, cfg, k, repeat=1)\n                optG.step()",
+        "                rec_loss = rec_step(netG, Z_opt, z_prev, s.real, cfg, k, repeat=1)\n            optG.step()",
     ),
     (
         "sampling: gen_start_scale off by one",

@@ -113,3 +113,30 @@ def test_paper_calibration_on_two_real_pairs(kvasir_dir):
     assert len(stages["train_singan@0"]["calibration"]["scales"]) == 9
     assert all(s["hours"] is not None for s in stages.values())
     assert doc["total_hours"] > 0
+
+
+def test_calibration_models_the_batched_path(tmp_path):
+    """singan.batch K > 1: K models are timed as one, and the --data pairs' buckets price the chunks."""
+    import torch
+
+    from pipeline.plan import calibrate as cal
+    from singanseg.config import SinGANConfig
+    from singanseg.io import list_pairs, read_pair
+    from singanseg.pyramid import to_rgba
+
+    data = _tiny_pairs(tmp_path / "data", n=3, side=40)
+    _tiny_pairs(tmp_path / "other", n=1, side=48)  # another size: a bucket of its own
+    for sub in ("images", "masks"):
+        (tmp_path / "other" / sub / "p0.png").rename(data / sub / "tall.png")
+    cfg = SinGANConfig(max_size=32, min_size=16, nfc=8, min_nfc=8, niter=10)
+    pairs = list_pairs(data)
+    image, mask, info = read_pair(pairs[0])
+    out = cal.singan(cfg, to_rgba(image, mask, ambiguous_px=info.ambiguous_px), torch.device("cpu"), 20.0, batch=2)
+    assert all(r["per_iter_batch_s"] > 0 and r["setup_batch_s"] > 0 for r in out["scales"])
+    assert set(out["seconds_per_chunk"]) == {1, 2} and out["seconds_per_chunk"][1] == out["seconds_per_model"]
+    assert sorted(cal.chunk_sizes(pairs, cfg, 2)) == [1, 1, 2]  # p0 p1 | p2 ; tall
+    assert sorted(cal.chunk_sizes(pairs, cfg, 4)) == [1, 3]
+    # the line through the two measured chunk costs: 1 model alone, 2 together
+    assert cal.seconds_per_model_batched({1: 10.0, 2: 14.0}, [2, 2]) == pytest.approx(7.0)
+    assert cal.seconds_per_model_batched({1: 10.0, 2: 14.0}, [1, 2]) == pytest.approx(8.0)
+    assert cal.seconds_per_model_batched({1: 10.0, 4: 16.0}, [3]) == pytest.approx(14.0 / 3)

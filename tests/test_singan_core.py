@@ -172,7 +172,7 @@ def test_per_step_mode_trains_and_sampling_checks(tmp_path):
 
 def test_fused_adam_is_the_loop_update_up_to_rounding():
     """adam_impl: fused (default) vs loop (the authors' torch.optim.Adam): same training, rounding apart."""
-    from singanseg.training import Frozen, train_scale
+    from singanseg.training import Member, train_scale
 
     rgba = np.zeros((40, 48, 4), np.uint8)
     rng = np.random.default_rng(0)
@@ -182,8 +182,8 @@ def test_fused_adam_is_the_loop_update_up_to_rounding():
     for impl in ("loop", "fused"):
         cfg = SinGANConfig(nfc=8, min_nfc=8, max_size=40, min_size=24, niter=4, adam_impl=impl)
         reals, spec = build_pyramid(rgba, cfg)
-        r = train_scale(0, Frozen(), reals, cfg, spec.scale_factor, torch.Generator().manual_seed(1))
-        states[impl] = r.netG.state_dict()
+        (r,) = train_scale(0, [Member("m", None, 1, torch.Generator().manual_seed(1), reals, spec, {})], cfg)
+        states[impl] = r["G"].state_dict()
     # A conv bias right before a BatchNorm has a true gradient of 0: Adam turns its rounding
     # noise into steps of ~lr either way, in both implementations alike (and BatchNorm
     # removes it again; the running mean carries it). Every other tensor must agree to rounding.

@@ -241,3 +241,80 @@ def test_a_missing_gpu_fails_before_any_task_locally(data, tmp_path):
         with pytest.raises(ConfigError, match="train-many: device.*no CUDA device"):
             train_many(data, out, cfg, seed=0, batch=batch, device="cuda", progress=False)
         assert not out.exists() or not any(out.iterdir())  # nothing trained, no record written
+
+
+def test_batched_in_a_local_pool_trains_the_in_process_models(data, tmp_path):
+    """--batch K with --jobs N > 1: one pool task per chunk (as on Ray), the same models."""
+    import torch
+
+    from singanseg.api import load
+
+    cfg = preset("smoke", **TINY)
+    inline = train_many(data, tmp_path / "inline", cfg, seed=7, batch=2, progress=False)
+    pool = train_many(data, tmp_path / "pool", cfg, ExecutorConfig(jobs=2, threads_per_job=1), seed=7,
+                      batch=2, progress=False)  # fmt: skip
+    assert [(r.task_id, r.status) for r in pool.results] == [("a", "done"), ("b", "done"), ("c_broken", "failed")]
+    assert "mask is 40x24" in pool.results[2].error
+    assert [r.value["batch"] for r in pool.results[:2]] == [2, 2]  # a and b trained as one batch
+    for i in ("a", "b"):
+        ours, theirs = load(tmp_path / "pool" / i), load(tmp_path / "inline" / i)
+        for g1, g2 in zip(ours.Gs, theirs.Gs, strict=True):
+            assert all(torch.equal(v, g2.state_dict()[k]) for k, v in g1.state_dict().items()), i
+    assert inline.summary == pool.summary
+
+
+def test_batched_pool_progress_line_counts_models(data, tmp_path, capsys):
+    """A DVC stage's --quiet run (no bar) still says how many models are done (issue 17)."""
+    cfg = preset("smoke", **TINY)
+    train_many(data, tmp_path / "m", cfg, ExecutorConfig(jobs=2, threads_per_job=1), seed=7, batch=2,
+               progress=False, progress_name="train_singan@0")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "train_singan@0: 3/3 models" in err
+
+
+def test_model_lock_is_exclusive_and_leaves_no_file(tmp_path):
+    from singanseg.api import ModelLock
+
+    first, second = ModelLock(tmp_path / "out" / "a"), ModelLock(tmp_path / "out" / "a")
+    assert first.acquire(wait=False) and first.path == tmp_path / "out" / "a.lock"
+    assert not second.acquire(wait=False)  # another holder (flock is per open file)
+    first.release()
+    assert not first.path.exists()  # no lock file in a finished output
+    first.path.write_text("a crashed run's leftover\n")  # its flock died with it
+    assert second.acquire(wait=False)
+    second.release()
+    assert not second.path.exists()
+
+
+def test_a_second_run_skips_the_model_another_run_is_training(data, tmp_path):
+    """Two train-many on one --out (issue 26 item 9): a model locked by another run is left
+    to it, waited for at the end, and skipped when that run finished it."""
+    import shutil
+    import threading
+    import time
+
+    from singanseg.api import ModelLock, train
+    from singanseg.train_many_batched import train_batched
+
+    cfg = preset("smoke", **TINY)
+    out = tmp_path / "models"
+    other = ModelLock(out / "a")  # the other run, training a
+    assert other.acquire(wait=False)
+    box = {}
+    run = threading.Thread(target=lambda: box.update(r=train_batched(data, out, cfg, seed=7, batch=2)))
+    run.start()
+    deadline = time.monotonic() + 300
+    while not (out / "b" / "model.json").exists() or not read_model_json(out / "b")["complete"]:
+        assert time.monotonic() < deadline and run.is_alive()
+        time.sleep(0.2)
+    time.sleep(0.5)
+    assert run.is_alive() and not (out / "a").exists()  # b trained; a left to its owner, waited for
+    # what the other run writes: a's model for this request (config, seed, input)
+    train(data / "images" / "a.png", data / "masks" / "a.png", tmp_path / "theirs", cfg,
+          seed=image_seed(7, "a"), progress=False)  # fmt: skip
+    shutil.copytree(tmp_path / "theirs", out / "a")
+    other.release()
+    run.join(300)
+    assert [(r.task_id, r.status) for r in box["r"]] == [("a", "skipped"), ("b", "done"), ("c_broken", "failed")]
+    assert box["r"][1].value["batch"] == 1
+    assert not list(out.glob("*.lock"))

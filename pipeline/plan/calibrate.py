@@ -86,45 +86,34 @@ def least_seconds(fn: Callable[[], Any], device: torch.device, budget_s: float, 
 # ---------------------------------------------------------------- SinGAN-Seg
 
 
-def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float) -> dict[str, Any]:
+def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float, batch: int = 1) -> dict[str, Any]:
     """Per scale of the pyramid of `rgba`: setup seconds (init + the 'rec' chain) and seconds
-    per training iteration of one model (singanseg.training.train_single_scale, niter 1).
+    per training iteration of one model (singanseg.training.train_iterations at K = 1, niter 1);
+    with `batch` K > 1 also of K models trained as one (`train-many --batch K`: the same
+    loop, K copies of the pair under K seeds; speed does not depend on content), as
+    "setup_batch_s" / "per_iter_batch_s" per scale and "seconds_per_chunk" {1: .., K: ..}.
 
     The scales are trained for real (one iteration each), so scale n runs on top of the
     frozen generators of scales < n as in a real run. Returns the model too (generate's unit).
     """
-    from singanseg.networks import init_models
     from singanseg.pyramid import build_pyramid
     from singanseg.saved_model import SinGANSeg
-    from singanseg.training import (
-        Frozen,
-        draw_concat,
-        make_optimizers,
-        pad,
-        scale_inputs,
-        train_scale,
-        train_single_scale,
-    )
+    from singanseg.training import Member, init_scale, train_iterations, train_scale
 
     reals, spec = build_pyramid(rgba, cfg)
-    reals = [r.to(device) for r in reals]
     one = dataclasses.replace(cfg, niter=1, snapshot_every=0)
-    frozen, scales, rows = Frozen(), [], []
-    gen = torch.Generator().manual_seed(0)
+    member = Member("calibrate", None, 0, torch.Generator().manual_seed(0), reals, spec, {})
+    rows = []
     per_scale_budget = budget_s / len(reals)
     for n in range(len(reals)):
         t = _now(device)
-        res = train_scale(n, frozen, reals, one, spec.scale_factor, gen)  # also the warm-up
+        (res,) = train_scale(n, [member], one, device)  # also the warm-up
         first = _now(device) - t
-        netD, netG = (m.to(device) for m in init_models(cfg, n, gen))
-        inputs = scale_inputs(frozen, reals, cfg, spec.scale_factor)
-        optD, optG, schedD, schedG = make_optimizers(netD, netG, cfg)
 
-        def draw_prev(frozen=frozen):
-            return pad(draw_concat(frozen, reals, "rand", cfg, spec.scale_factor, gen), cfg.pad)
+        scale = init_scale(n, [member], one, device)  # set-up outside the timed iterations
 
-        def step(nets=(netD, netG, optD, optG, schedD, schedG, inputs)):  # this scale's, bound now
-            train_single_scale(*nets, draw_prev, one, gen)
+        def step(scale=scale):  # one more iteration of this scale (its own nets, bound now)
+            train_iterations(scale, one)
 
         # the first call above was the warm-up of this shape: time directly, least of <= 3
         times, spent = [], first
@@ -136,14 +125,53 @@ def singan(cfg, rgba: np.ndarray, device: torch.device, budget_s: float) -> dict
         per_iter = min(times)
         h, w = reals[n].shape[2:]
         rows.append({"scale": n, "shape": [int(h), int(w)], "setup_s": max(first - per_iter, 0.0), "per_iter_s": per_iter})
-        frozen.Gs.append(res.netG)
-        frozen.Zs.append(res.z_opt)
-        frozen.noise_amps.append(res.noise_amp)
-        scales.append({"G": res.netG, "D": res.netD, "z_opt": res.z_opt, "real": reals[n],
-                       "noise_amp": res.noise_amp, "losses": {}})  # fmt: skip
+        if batch > 1:  # K models on this model's coarser scales: set-up, then the least of <= 2 iterations
+            many = [Member(str(i), None, i, torch.Generator().manual_seed(i), reals, spec, {}, member.scales)
+                    for i in range(batch)]  # fmt: skip
+            t = _now(device)
+            scale_k = init_scale(n, many, one, device)
+            setup_k = _now(device) - t
+            times = []
+            while len(times) < 2 and (not times or sum(times) + setup_k <= per_scale_budget):
+                t = _now(device)
+                train_iterations(scale_k, one)
+                times.append(_now(device) - t)
+            rows[-1].update(setup_batch_s=setup_k, per_iter_batch_s=min(times))
+        member.scales.append({**res, "losses": {}})
+    scales = [{**s, "G": s["G"].to(device), "D": s["D"].to(device), "z_opt": s["z_opt"].to(device),
+               "real": s["real"].to(device)} for s in member.scales]  # fmt: skip
     model = SinGANSeg(cfg, scales, spec.scale_factor)
     seconds = sum(r["setup_s"] + cfg.niter * r["per_iter_s"] for r in rows)
-    return {"scales": rows, "seconds_per_model": seconds, "model": model}
+    out = {"scales": rows, "seconds_per_model": seconds, "model": model}
+    if batch > 1:
+        chunk = sum(r["setup_batch_s"] + cfg.niter * r["per_iter_batch_s"] for r in rows)
+        out["seconds_per_chunk"] = {1: seconds, batch: chunk}
+    return out
+
+
+def chunk_sizes(pairs, cfg, batch: int) -> list[int]:
+    """The chunks `train-many --batch K` trains `pairs` in: each bucket (pyramid shapes, from
+    the image headers: singanseg.train_many_batched.plan_key) in chunks of up to K."""
+    import tempfile
+
+    from singanseg.executors import Skipped
+    from singanseg.train_many_batched import plan_key
+
+    buckets: dict[Any, int] = {}
+    with tempfile.TemporaryDirectory() as nowhere:  # no model folders: every pair is to train
+        for p in pairs:
+            key = plan_key(p, Path(nowhere) / p.id, cfg, 0)
+            if not isinstance(key, Skipped):
+                buckets[key] = buckets.get(key, 0) + 1
+    return [min(batch, n - i) for n in buckets.values() for i in range(0, n, batch)]
+
+
+def seconds_per_model_batched(seconds_per_chunk: dict[int, float], chunks: list[int]) -> float:
+    """Mean seconds per model over `chunks`, a chunk of j models costing the line through
+    the measured chunk costs of 1 and K models (j = 1: one model alone)."""
+    (k1, t1), (k, tk) = sorted(seconds_per_chunk.items())
+    cost = sum(t1 + (j - k1) * (tk - t1) / (k - k1) for j in chunks)
+    return cost / sum(chunks)
 
 
 def generate(model, device: torch.device, budget_s: float, n: int = 4) -> float:

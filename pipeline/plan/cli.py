@@ -55,7 +55,8 @@ def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_
     from singanseg.io import read_pair
 
     real_img = read_pair(plan.pairs[0])[0]
-    sg, *_ = unit("singan", lambda b: cal.singan(plan.singan.model, plan.rgba, device, 4 * b), budget_s)
+    batch = plan.singan.batch
+    sg, *_ = unit("singan", lambda b: cal.singan(plan.singan.model, plan.rgba, device, 4 * b, batch), budget_s)
     model = sg["model"]
     fake = model.sample(1, 0, seed=0)[0][0]
     for row in rows:
@@ -68,9 +69,18 @@ def calibrate(plan: Plan, rows: list[Row], device_name: str, pairs: int, budget_
             continue  # no training: the row keeps its work and disk, no hours (issue 24)
         elif base == "train_singan":
             out, mb, cmb = units["singan"]
-            secs = row.units["models"] * out["seconds_per_model"]
-            row.calibration = {"scales": out["scales"], "seconds_per_model": out["seconds_per_model"]}
-            row.note = "one model at a time (batch 1); executor jobs / batch K not modelled"
+            per_model = out["seconds_per_model"]
+            row.calibration = {"scales": out["scales"], "seconds_per_model": per_model}
+            row.note = "one model at a time (batch 1); executor jobs not modelled"
+            if batch > 1:  # the chunks the --data pairs fall into, priced by the K-model timing
+                mine = plan.pairs[int(item)::4] if item else plan.pairs  # this shard's (plan.models)
+                chunks = cal.chunk_sizes(mine or plan.pairs, plan.singan.model, batch)
+                per_model = cal.seconds_per_model_batched(out["seconds_per_chunk"], chunks)
+                row.calibration.update(seconds_per_model_batched=per_model, chunks=len(chunks),
+                                       mean_chunk=sum(chunks) / len(chunks))  # fmt: skip
+                row.note = (f"batch {batch}: chunks of {sum(chunks) / len(chunks):.1f} models on average "
+                            f"(the shard's --data pairs in buckets); executor jobs not modelled")  # fmt: skip
+            secs = row.units["models"] * per_model
         elif base == "generate":
             out, mb, cmb = unit("generate", lambda b: {"per_sample_s": cal.generate(model, device, b)}, budget_s / 2)
             secs = row.units["samples"] * out["per_sample_s"]

@@ -228,7 +228,8 @@ def work_rows(plan: Plan, stages: list[tuple[str, str, Any]]) -> list[Row]:
                             note="import: not calibrated, seconds per model"))  # fmt: skip
         elif base == "train_singan":
             m = plan.models(int(item))
-            rows.append(Row(name, f"{m} models x {len(pyr)} scales ({pyr[0][1]}x{pyr[0][0]}..{fw}x{fh} px) x {cfg.niter} iterations",
+            at_once = f", up to {plan.singan.batch} same-shape models at a time" if plan.singan.batch > 1 else ""
+            rows.append(Row(name, f"{m} models x {len(pyr)} scales ({pyr[0][1]}x{pyr[0][0]}..{fw}x{fh} px) x {cfg.niter} iterations{at_once}",
                             {"models": m, "scales": len(pyr), "iterations": cfg.niter}, m * plan.singan_model_bytes()))  # fmt: skip
         elif base == "generate":
             s = plan.models() * len(plan.gen.gen_start_scales) * plan.gen.num_samples
