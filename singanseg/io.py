@@ -10,6 +10,7 @@ file or half a folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -40,6 +41,57 @@ log = logging.getLogger(__name__)
 
 class InputError(UserError):
     """Bad input data; the message names the file and the problem."""
+
+
+class DiskFullError(UserError):
+    """The output's file system is full (or over quota); the message names the folder."""
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """An OSError 28 (ENOSPC) or 122 (EDQUOT), also as safetensors reports it (a
+    SafetensorError whose text holds Rust's `StorageFull` / `os error 28`)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return any(s in text for s in ("StorageFull", "No space left on device", "os error 28", "Disk quota exceeded"))
+
+
+def disk_full_error(folder: str | os.PathLike, needed_bytes: float | None = None) -> DiskFullError:
+    """One line: the folder, its free space, what was needed, and that nothing partial is kept."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = f"{_human(shutil.disk_usage(probe).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {_human(needed_bytes)} needed" if needed_bytes else ""
+    return DiskFullError(
+        f"{folder}: disk full ({free}{need}); partial files were removed: free space there "
+        "(or choose another output folder) and rerun"
+    )
+
+
+@contextlib.contextmanager
+def reporting_disk_full(folder: str | os.PathLike, needed_bytes: float | None = None) -> Iterator[None]:
+    """Turn a disk-full error inside the block into one DiskFullError naming `folder`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full_error(folder, needed_bytes) from None
+        raise
 
 
 @dataclass(frozen=True)
