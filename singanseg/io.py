@@ -86,6 +86,8 @@ def reporting_disk_full(folder: str | os.PathLike, needed_bytes: float | None = 
     """Turn a disk-full error inside the block into one DiskFullError naming `folder`."""
     try:
         yield
+    except DiskFullError:
+        raise disk_full_error(folder, needed_bytes) from None  # the output folder, not a temporary inside it
     except UserError:
         raise
     except Exception as e:
@@ -374,9 +376,11 @@ def _atomic_write(path: Path, write) -> Path:
             write(f)
         _respect_umask(tmp, is_dir=False)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full_error(path.parent) from None  # issue 26 item 6: one line, no partial file
         raise
     return path
 
@@ -442,8 +446,10 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     _respect_umask(tmp, is_dir=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):  # named by the output, not by the temporary folder that is gone
+            raise disk_full_error(final) from None
         raise
     old = None
     if final.exists():

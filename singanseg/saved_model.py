@@ -77,8 +77,12 @@ def save_scale(
     # the training time goes beside the scale, not into it: the folder's DVC hash must not
     # depend on the clock (singanseg.io.TIMING_SUFFIX); written first, as save_state writes
     # its JSON last
-    write_timing(folder / f"{scale_name(n)}.json", {"seconds": seconds})
-    save_state(folder, tensors, meta, name=scale_name(n))
+    sidecar = write_timing(folder / f"{scale_name(n)}.json", {"seconds": seconds})
+    try:
+        save_state(folder, tensors, meta, name=scale_name(n))
+    except BaseException:
+        sidecar.unlink(missing_ok=True)  # a disk-full failure left a stray scale_<n>.timing.json
+        raise
 
 
 def read_model_json(folder: str | os.PathLike) -> dict[str, Any]:
