@@ -140,6 +140,23 @@ def _open(path: Path, max_pixels: int | None = None) -> Image.Image:
     return im
 
 
+# EXIF Orientation values that turn the picture by 90 or 270 degrees (5-8; 1-4 keep its
+# width and height): what `ImageOps.exif_transpose` does to the size.
+_EXIF_ORIENTATION = 0x0112
+_SWAPS_SIDES = (5, 6, 7, 8)
+
+
+def displayed_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened (not decoded) image as displayed: the header's size, its
+    sides swapped where the EXIF Orientation turns it (read_image applies it). For checks on
+    headers only, which must agree with what the readers return."""
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: as stored (exif_transpose does the same)
+        orientation = 1
+    return (im.height, im.width) if orientation in _SWAPS_SIDES else (im.width, im.height)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read an image as uint8 RGB (H, W, 3); grayscale, palette, 16-bit and RGBA are converted.
 
