@@ -21,7 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from singanseg.errors import UserError
-from singanseg.io import _respect_umask, _tmp_prefix, disk_full_error, is_disk_full, sha256_file, write_text
+from singanseg.io import (
+    _respect_umask,
+    _tmp_prefix,
+    disk_full_error,
+    is_disk_full,
+    sha256_file,
+    write_text,
+)
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
