@@ -101,3 +101,30 @@ def test_stylize_groups_by_the_displayed_size(tmp_path):
     sf.stylize_folder(content, style, tmp_path / "out", cfg, batch_size=2)
     with Image.open(tmp_path / "out" / "images" / "p_0.png") as a, Image.open(tmp_path / "out" / "images" / "p_1.png") as b:
         assert (a.size, b.size) == ((24, 32), (32, 24))
+
+
+# --- item 3, the rest: the scale records are covered by model.json ------------------------
+
+
+def test_an_edited_scale_record_is_refused(tmp_path):
+    import json
+
+    from singanseg.api import train
+    from singanseg.ckpt import CheckpointError
+    from singanseg.config import preset
+    from singanseg.saved_model import SinGANSeg
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((24, 32), np.uint8)
+    mask[6:18, 8:20] = 255
+    out = tmp_path / "m"
+    tiny = {"max_size": 24, "min_size": 16, "nfc": 4, "min_nfc": 4, "niter": 2, "lr_milestone": 2}
+    train(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), mask, out, preset("smoke", **tiny), seed=1, progress=False)
+    meta = json.loads((out / "model.json").read_text())
+    assert len(meta["scale_records_sha256"]) == meta["finished_scales"]
+    SinGANSeg.load(out)
+    rec = json.loads((out / "scale_1.json").read_text())
+    rec["shape"] = [1, 1]  # a field no other check reads back (noise_amp is cross-checked already)
+    (out / "scale_1.json").write_text(json.dumps(rec))
+    with pytest.raises(CheckpointError, match=r"scale_1\.json: does not match model\.json's scale_records_sha256\[1\]"):
+        SinGANSeg.load(out)
