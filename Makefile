@@ -34,6 +34,8 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(RUN) $(BIN)/dvc repro
 	@echo "Results: reports/smoke/README.md (tables, figures; index reports/README.md); metrics/; MLflow: make mlflow-ui"
+	@# the last line: whether this run reproduced the committed one, else which stage first differed and why
+	@$(BIN)/python -m pipeline.infra.reproduced
 
 # The cpu profile (params.yaml: profiles.cpu) on real pairs, offline: networks without
 # downloadable weights run random-init, as the profile says and every table row states.

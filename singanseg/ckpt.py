@@ -21,7 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from singanseg.errors import UserError
-from singanseg.io import _respect_umask, sha256_file, write_text
+from singanseg.io import (
+    _respect_umask,
+    _tmp_prefix,
+    disk_full_error,
+    is_disk_full,
+    sha256_file,
+    write_text,
+)
 
 FORMAT = "singanseg-state"
 FORMAT_VERSION = 1
@@ -37,12 +44,20 @@ def save_state(folder: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     st = folder / f"{name}.safetensors"
-    tmp = folder / f".{name}.safetensors.tmp-{os.getpid()}"
+    # a temporary name singanseg.io.clean_stale_tmp recognises: a killed run's is removed later
+    tmp = folder / f"{_tmp_prefix(st.name)}st.tmp"
     # safetensors refuses shared or non-contiguous storage; checkpoints want plain copies anyway
-    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp))
-    # save_file creates the file 0600; weights are outputs like every other file: follow the umask
-    _respect_umask(tmp, is_dir=False)
-    os.replace(tmp, st)
+    plain = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
+    try:
+        save_file(plain, str(tmp))
+        # save_file creates the file 0600; weights are outputs like every other file: follow the umask
+        _respect_umask(tmp, is_dir=False)
+        os.replace(tmp, st)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)  # never a partial tensors file, visible or hidden
+        if is_disk_full(e):  # a SafetensorError (Rust's StorageFull) or OSError 28
+            raise disk_full_error(folder, sum(v.numel() * v.element_size() for v in plain.values())) from None
+        raise
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors_sha256": sha256_file(st), **meta}
     write_text(folder / f"{name}.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return folder / f"{name}.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 from singanseg._version import __version__
 from singanseg.config import PRESETS, preset
 from singanseg.errors import UserError
-from singanseg.io import InputError, check_plain_name, clean_stale_tmp
+from singanseg.io import InputError, check_plain_name
 from singanseg.typed import parse_sets
 
 USER_ERRORS = (UserError,)  # singanseg.errors: input, config, checkpoint, weights, executor
@@ -34,24 +34,25 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sample(args: argparse.Namespace) -> int:
     from singanseg.api import load
-    from singanseg.sample import write_pairs
+    from singanseg.sample_folder import record_path, sample_into
 
     sample_id = check_plain_name(args.id or Path(args.model).resolve().name, "sample --id")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; choose another --out")
     model = load(args.model, device=args.device)
-    pairs = model.sample(
-        args.num, args.gen_start_scale, seed=args.seed, mask_post_processing=not args.soft_mask
-    )
-    # Each file is written atomically in place, not the folder swapped: many models are
-    # sampled into one --out in parallel, and a folder swap lets the last run drop the
-    # others' files. A reader never sees half a file; a killed run's temp files are
-    # removed by the next run.
-    for sub in ("images", "masks"):
-        clean_stale_tmp(out / sub)
-    write_pairs(pairs, out, sample_id)
-    print(f"wrote {len(pairs)} pairs to {out / 'images'} and {out / 'masks'}")  # Path: no "samples//images"
+    # One run per id in --out, recorded in <id>.sample.json, moved in only once every pair
+    # is written (singanseg.sample_folder); other ids' runs in the same folder (models
+    # sampled in parallel) are never touched.
+    action, req = sample_into(
+        model, out, sample_id, args.num, args.gen_start_scale, seed=args.seed,
+        mask_post_processing=not args.soft_mask, replace=args.replace,
+    )  # fmt: skip
+    what = "wrote" if action == "written" else "already holds this run:"
+    print(
+        f"{what} {req.num} pairs (seed {req.seed}) to {out / 'images'} and {out / 'masks'}; "
+        f"record {record_path(out, sample_id)}"
+    )  # Path: no "samples//images"
     return 0
 
 
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--soft-mask",
         action="store_true",
         help="keep the soft mask as grayscale instead of thresholding at 0.5",
+    )
+    s.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an earlier run of this --id in --out (by default a folder holds one run "
+        "per id and another seed or count is refused; other ids' files are kept either way)",
     )
     s.add_argument(
         "--device",

@@ -10,6 +10,7 @@ file or half a folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -40,6 +41,59 @@ log = logging.getLogger(__name__)
 
 class InputError(UserError):
     """Bad input data; the message names the file and the problem."""
+
+
+class DiskFullError(UserError):
+    """The output's file system is full (or over quota); the message names the folder."""
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """An OSError 28 (ENOSPC) or 122 (EDQUOT), also as safetensors reports it (a
+    SafetensorError whose text holds Rust's `StorageFull` / `os error 28`)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return any(s in text for s in ("StorageFull", "No space left on device", "os error 28", "Disk quota exceeded"))
+
+
+def disk_full_error(folder: str | os.PathLike, needed_bytes: float | None = None) -> DiskFullError:
+    """One line: the folder, its free space, what was needed, and that nothing partial is kept."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = f"{_human(shutil.disk_usage(probe).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {_human(needed_bytes)} needed" if needed_bytes else ""
+    return DiskFullError(
+        f"{folder}: disk full ({free}{need}); partial files were removed: free space there "
+        "(or choose another output folder) and rerun"
+    )
+
+
+@contextlib.contextmanager
+def reporting_disk_full(folder: str | os.PathLike, needed_bytes: float | None = None) -> Iterator[None]:
+    """Turn a disk-full error inside the block into one DiskFullError naming `folder`."""
+    try:
+        yield
+    except DiskFullError:
+        raise disk_full_error(folder, needed_bytes) from None  # the output folder, not a temporary inside it
+    except UserError:
+        raise
+    except Exception as e:
+        if is_disk_full(e):
+            raise disk_full_error(folder, needed_bytes) from None
+        raise
 
 
 @dataclass(frozen=True)
@@ -84,6 +138,23 @@ def _open(path: Path, max_pixels: int | None = None) -> Image.Image:
             raise
         raise InputError(f"{path}: unreadable or truncated image ({e})") from None
     return im
+
+
+# EXIF Orientation values that turn the picture by 90 or 270 degrees (5-8; 1-4 keep its
+# width and height): what `ImageOps.exif_transpose` does to the size.
+_EXIF_ORIENTATION = 0x0112
+_SWAPS_SIDES = (5, 6, 7, 8)
+
+
+def displayed_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened (not decoded) image as displayed: the header's size, its
+    sides swapped where the EXIF Orientation turns it (read_image applies it). For checks on
+    headers only, which must agree with what the readers return."""
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: as stored (exif_transpose does the same)
+        orientation = 1
+    return (im.height, im.width) if orientation in _SWAPS_SIDES else (im.width, im.height)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -322,9 +393,11 @@ def _atomic_write(path: Path, write) -> Path:
             write(f)
         _respect_umask(tmp, is_dir=False)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise disk_full_error(path.parent) from None  # issue 26 item 6: one line, no partial file
         raise
     return path
 
@@ -390,8 +463,10 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     _respect_umask(tmp, is_dir=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):  # named by the output, not by the temporary folder that is gone
+            raise disk_full_error(final) from None
         raise
     old = None
     if final.exists():

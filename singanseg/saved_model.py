@@ -35,7 +35,7 @@ from singanseg.ckpt import (
     save_state,
 )
 from singanseg.config import SinGANConfig, config_from_dict
-from singanseg.io import read_timing, write_text, write_timing
+from singanseg.io import read_timing, sha256_file, write_text, write_timing
 from singanseg.networks import GeneratorConcatSkip2CleanAdd, WDiscriminator
 from singanseg.sample import generate, to_uint8
 from singanseg.typed import ConfigError, to_mapping
@@ -77,8 +77,12 @@ def save_scale(
     # the training time goes beside the scale, not into it: the folder's DVC hash must not
     # depend on the clock (singanseg.io.TIMING_SUFFIX); written first, as save_state writes
     # its JSON last
-    write_timing(folder / f"{scale_name(n)}.json", {"seconds": seconds})
-    save_state(folder, tensors, meta, name=scale_name(n))
+    sidecar = write_timing(folder / f"{scale_name(n)}.json", {"seconds": seconds})
+    try:
+        save_state(folder, tensors, meta, name=scale_name(n))
+    except BaseException:
+        sidecar.unlink(missing_ok=True)  # a disk-full failure left a stray scale_<n>.timing.json
+        raise
 
 
 def read_model_json(folder: str | os.PathLike) -> dict[str, Any]:
@@ -122,6 +126,15 @@ def write_model_json(folder: Path, meta: dict[str, Any]) -> None:
         "versions": library_versions(),
         **meta,
     }
+    # The scale records (noise_amp, shape, the tensors' sha256) are covered by model.json:
+    # an edited or corrupted scale_<n>.json is refused on load, not sampled from (issue 26
+    # item 3). Each is written before the model.json that lists it (save_scale, then record).
+    finished = record.get("finished_scales")
+    record.pop("scale_records_sha256", None)  # recomputed: a resumed record may carry an older list
+    if isinstance(finished, int) and finished > 0:
+        paths = [folder / f"{scale_name(n)}.json" for n in range(finished)]
+        if all(p.is_file() for p in paths):
+            record["scale_records_sha256"] = [sha256_file(p) for p in paths]
     if seconds is not None:
         write_timing(folder / MODEL_JSON, {"seconds": seconds})
     write_text(folder / MODEL_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -294,6 +307,15 @@ class SinGANSeg:
                 f"{meta['pyramid']['stop_scale'] + 1} scales); rerun `singanseg train` with the same --out to resume"
             )
         cfg = config_of(meta, folder)
+        recorded_sha = meta.get("scale_records_sha256")  # absent in models of earlier versions
+        if recorded_sha is not None:
+            for n in range(int(meta["finished_scales"])):
+                path = folder / f"{scale_name(n)}.json"
+                if not isinstance(recorded_sha, list) or n >= len(recorded_sha) or not path.is_file() or sha256_file(path) != recorded_sha[n]:
+                    raise CheckpointError(
+                        f"{path}: does not match {MODEL_JSON}'s scale_records_sha256[{n}]; the scale record was "
+                        "edited or corrupted (retrain the model, or restore the folder)"
+                    )
         imported = is_imported(meta)
         scales = [load_scale(folder, n, cfg, device, imported) for n in range(int(meta["finished_scales"]))]
         # model.json records every scale's noise_amp too: an edited scale record (or an

@@ -27,6 +27,7 @@ from singanseg.io import (
     IMAGE_SUFFIXES,
     InputError,
     atomic_dir,
+    displayed_size,
     list_pairs,
     read_image,
     write_png,
@@ -171,7 +172,8 @@ def stylize_folder(
     sizes: dict[tuple[int, int], list] = {}
     for p in pairs:
         with Image.open(p.image) as im:
-            sizes.setdefault((im.height, im.width), []).append(p)
+            w, h = displayed_size(im)  # the size read_image returns (EXIF orientation applied)
+            sizes.setdefault((h, w), []).append(p)
     start, final_losses = time.perf_counter(), []
     progress = StyleProgress([hw for hw, g in sizes.items() for _ in g], config.num_epochs,
                         log or (lambda m: None), progress_every_s)  # fmt: skip

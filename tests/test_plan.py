@@ -140,3 +140,37 @@ def test_calibration_models_the_batched_path(tmp_path):
     assert cal.seconds_per_model_batched({1: 10.0, 2: 14.0}, [2, 2]) == pytest.approx(7.0)
     assert cal.seconds_per_model_batched({1: 10.0, 2: 14.0}, [1, 2]) == pytest.approx(8.0)
     assert cal.seconds_per_model_batched({1: 10.0, 4: 16.0}, [3]) == pytest.approx(14.0 / 3)
+
+
+# issue 26 item 8: nonsense counts and a missing --data were planned (`--images 0` ignored,
+# -5 planned for -5 images, 1e12 ended in a 7 TiB allocation, /nonexistent "from no pairs").
+@pytest.mark.parametrize(
+    "args,says",
+    [(["--images", "0"], "--images: must be between 1 and"),
+     (["--images", "-5"], "--images: must be between 1 and"),
+     (["--images", "1e12"], "--images: '1e12' is not a whole number"),
+     (["--images", "1000000000000"], "--images: must be between 1 and 1,000,000, got 1,000,000,000,000"),
+     (["--pairs", "0"], "--pairs: must be between 1 and"),
+     (["--budget-s", "nan"], "--budget-s: must be a positive finite number"),
+     (["--data", "/nonexistent"], "--data /nonexistent: folder not found")],
+)  # fmt: skip
+def test_nonsense_arguments_are_refused_in_one_line(args, says, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert plan_mod.main(["--profile", "smoke", *args]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.startswith("plan: error: ") and says in cap.err, cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+
+
+def test_data_that_is_a_file_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    (tmp_path / "f.png").write_bytes(b"x")
+    assert plan_mod.main(["--profile", "smoke", "--data", str(tmp_path / "f.png")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_valid_image_count_is_planned(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert plan_mod.main(["--profile", "smoke", "--json", "--images", "12", "--data", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 12

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -51,20 +52,52 @@ class TrackingUnreachableError(ConfigError):
     """The MLflow tracking server at MLFLOW_TRACKING_URI does not answer."""
 
 
+class TrackingStoreError(ConfigError):
+    """The tracking store (a server that answers wrongly, or a local mlflow.db) is unusable;
+    the message names the URI or file and the fix."""
+
+
 # Up front, bounded: MLflow's own client retries an unreachable server for ~4.5 minutes
 # (MLFLOW_HTTP_REQUEST_MAX_RETRIES=7 with backoff, 120 s timeout) with no output, then
 # prints a long traceback. 3 tries of <= 5 s, 0.5 s and 1 s apart: < 20 s in the worst case.
 REACH_ATTEMPTS = 3
 REACH_TIMEOUT_S = 5.0
+# A half-alive server (issue 26 item 4): /health answers but the API hangs (the stage was
+# still silent at 280 s) or answers 500 (MLflow's client retried for 252 s, then a
+# traceback). So the check also makes one real API call, and every later call of MLflow's
+# client is bounded through its own settings (mlflow/utils/rest_utils.py reads them per
+# request): 10 s per try, 1 retry 1 s later, i.e. <= ~21 s per call. Set in the environment,
+# they win (a slow link may want more); they are inherited by worker processes.
+HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
+PROBE_PATH = "/api/2.0/mlflow/experiments/get-by-name?experiment_name="
 _reachable: set[str] = set()
+
+
+def _bound_http_calls() -> None:
+    for key, value in HTTP_BOUNDS.items():
+        os.environ.setdefault(key, value)
+
+
+def _answer(e: urllib.error.HTTPError) -> str:
+    try:
+        body = e.read(300).decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - the status is what matters
+        body = ""
+    body = " ".join(body.split())
+    return f"HTTP {e.code} {e.reason}" + (f": {body[:160]}" if body else "")
 
 
 def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, attempts: int = REACH_ATTEMPTS) -> None:
     """Raise TrackingUnreachableError (one line: the URI and the fallback) if an HTTP(S)
-    tracking server does not answer; local stores (sqlite, file) are not checked.
+    tracking server does not answer, TrackingStoreError if it answers /health but its API
+    hangs or fails; local stores are checked by check_local_store.
 
-    Any HTTP answer counts as reachable (a 404 from a proxy path is still a server); only
-    connection failures and timeouts count against it. Checked once per URI per process.
+    Any HTTP answer to /health counts as reachable (a 404 from a proxy path is still a
+    server); then one API call (the experiment lookup every stage makes first) must answer
+    within `timeout`: a 4xx is an answer (404: no experiment yet; 401/403: MLflow's client
+    sends the credentials this probe lacks), a 5xx or silence is not. Checked once per URI
+    per process.
     """
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme not in ("http", "https") or uri in _reachable:
@@ -81,13 +114,158 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, attempts: int = 
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = str(getattr(e, "reason", None) or e) or type(e).__name__
             continue
-        _reachable.add(uri)
+        break
+    else:
+        raise TrackingUnreachableError(
+            f"MLFLOW_TRACKING_URI={uri}: MLflow server unreachable ({reason}; {attempts} tries, "
+            f"{timeout:g} s timeout each); start the server, or unset MLFLOW_TRACKING_URI to use "
+            f"the local SQLite store (mlflow.db), or set track: false"
+        )
+    api = uri.rstrip("/") + PROBE_PATH + urllib.parse.quote(EXPERIMENT)
+    what = None
+    try:
+        with urllib.request.urlopen(api, timeout=timeout):
+            pass
+    except urllib.error.HTTPError as e:
+        if e.code >= 500:
+            what = f"its API answered {_answer(e)}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        inner = getattr(e, "reason", None) or e
+        if isinstance(inner, TimeoutError) or "timed out" in str(inner):
+            what = f"its API did not answer within {timeout:g} s"
+        else:
+            what = f"its API failed ({inner})"
+    if what is not None:
+        raise TrackingStoreError(
+            f"MLFLOW_TRACKING_URI={uri}: the server answers /health but {what} "
+            f"(GET {PROBE_PATH.split('?')[0]}); check the server's log and its backend store, "
+            f"or unset MLFLOW_TRACKING_URI to use the local SQLite store (mlflow.db), or set track: false"
+        )
+    _reachable.add(uri)
+
+
+# --- a local store: sqlite:///<file> (the default) or a plain path --------------------------
+
+_checked_local: set[str] = set()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///<path>` URI (SQLAlchemy's form: 3 slashes, then a relative
+    path or a 4th slash for an absolute one); None for an in-memory store."""
+    rest = uri[len("sqlite://"):]
+    if not rest.startswith("/"):
+        return None
+    path = urllib.parse.unquote(rest[1:].split("?")[0])
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _fix_hint(path: Path) -> str:  # noqa: ARG001 - one wording for every local-store error
+    return "or set MLFLOW_TRACKING_URI=sqlite:///<a writable folder>/mlflow.db, or track: false"
+
+
+def check_local_store(uri: str) -> None:
+    """One line (TrackingStoreError) naming the file and the fix where a local store cannot
+    be used, before MLflow is asked (issue 26 item 5: a read-only mlflow.db gave a traceback
+    after 9 s, a new db in a read-only folder 109 s of retries, a garbled one an 88-line
+    DatabaseError, a plain path MLflow 3's "file store in maintenance mode").
+
+    Writability is tried, not read off permission bits (root ignores them, a read-only
+    mount ignores them the other way): a write inside a rolled-back transaction
+    (`BEGIN IMMEDIATE`, a scratch table, ROLLBACK) leaves the file as it was. A garbled or
+    truncated file fails sqlite's quick_check. Checked once per URI per process."""
+    import sqlite3
+
+    if uri in _checked_local:
         return
-    raise TrackingUnreachableError(
-        f"MLFLOW_TRACKING_URI={uri}: MLflow server unreachable ({reason}; {attempts} tries, "
-        f"{timeout:g} s timeout each); start the server, or unset MLFLOW_TRACKING_URI to use "
-        f"the local SQLite store (mlflow.db), or set track: false"
+    scheme = urllib.parse.urlsplit(uri).scheme.lower()
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (or C:\...): MLflow's file store
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise TrackingStoreError(
+                f"MLFLOW_TRACKING_URI={uri}: a folder path selects MLflow's file store, which MLflow 3 "
+                f"refuses (maintenance mode); use MLFLOW_TRACKING_URI=sqlite:///<folder>/mlflow.db "
+                f"(`mlflow migrate-filestore` moves existing runs), or set MLFLOW_ALLOW_FILE_STORE=true"
+            )
+        _checked_local.add(uri)
+        return
+    if scheme != "sqlite":
+        return  # postgresql, mysql, databricks, ...: MLflow's own checks
+    path = _sqlite_path(uri)
+    if path is None:
+        return
+    if path.is_dir():
+        raise TrackingStoreError(f"{path}: the MLflow store (MLFLOW_TRACKING_URI={uri}) is a folder, not a database file; point it at a file")
+    if not path.exists():
+        folder = path.parent
+        if not folder.is_dir():
+            raise TrackingStoreError(f"{folder}: folder not found, so the MLflow store {path.name} cannot be created there; create it, {_fix_hint(path)}")
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".mlflow-probe-"):
+                pass
+        except OSError as e:
+            raise TrackingStoreError(
+                f"{folder}: cannot create the MLflow store {path.name} in this folder ({e.strerror or e}); "
+                f"make the folder writable, {_fix_hint(path)}"
+            ) from None
+        _checked_local.add(uri)
+        return
+    try:
+        con = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=rw", uri=True, timeout=30, isolation_level=None)
+    except sqlite3.Error as e:
+        raise TrackingStoreError(f"{path}: cannot open the MLflow store ({e}); make it readable and writable, {_fix_hint(path)}") from None
+    try:
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+            if rows != [("ok",)]:
+                raise sqlite3.DatabaseError(f"quick_check: {'; '.join(str(r[0]) for r in rows[:2])}")
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise
+            raise TrackingStoreError(
+                f"{path}: the MLflow store is corrupted or not a database ({e}); move it aside "
+                f"(mv {path} {path}.corrupt) and rerun to start a fresh store, {_fix_hint(path)}"
+            ) from None
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("CREATE TABLE _singanseg_write_probe (x INTEGER)")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise
+            raise TrackingStoreError(
+                f"{path}: the MLflow store cannot be written ({e}); make the file and its folder "
+                f"{path.parent} writable (sqlite writes a journal beside it), {_fix_hint(path)}"
+            ) from None
+        finally:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+    finally:
+        con.close()
+    _checked_local.add(uri)
+
+
+def tracking_error(uri: str, what: str, error: BaseException) -> TrackingStoreError:
+    """One line for a failed tracking call (after MLflow's bounded retries): the URI, the
+    call and the first line of what answered."""
+    text = " ".join(str(error).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return TrackingStoreError(
+        f"MLFLOW_TRACKING_URI={uri}: {what} failed ({type(error).__name__}: {text}); check the "
+        f"tracking store, or set track: false"
     )
+
+
+@contextlib.contextmanager
+def _calls(what: str) -> Iterator[None]:
+    """MLflow's errors inside the block (its MlflowException, the HTTP or database errors
+    under it) as one TrackingStoreError naming the URI; our own errors pass through."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as e:
+        if type(e).__module__.split(".")[0] in ("mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3") or isinstance(e, OSError):
+            raise tracking_error(tracking_uri(), what, e) from None
+        raise
 
 
 def _mlflow():
@@ -95,7 +273,9 @@ def _mlflow():
     # should not pay.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri()
+    _bound_http_calls()
     check_reachable(uri)  # before the import and before any request that would hang
+    check_local_store(uri)
     import logging
 
     import mlflow
@@ -145,21 +325,22 @@ def ensure_experiment(name: str = EXPERIMENT) -> str:
     """Create the experiment if needed (driver only), make sure it has EXPERIMENT_TAGS (an
     experiment of an older version of the suite gets them too), and return its id."""
     mlflow = _mlflow()
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is None:
-        try:
-            exp_id = mlflow.create_experiment(name, tags=EXPERIMENT_TAGS)
-        except Exception:  # another driver created it in between
-            exp = mlflow.get_experiment_by_name(name)
-            if exp is None:
-                raise
-    if exp is not None:
-        exp_id = exp.experiment_id
-        key = (tracking_uri(), exp_id)
-        if key not in _tagged and any(exp.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):
-            client = mlflow.MlflowClient()
-            for k, v in EXPERIMENT_TAGS.items():
-                client.set_experiment_tag(exp_id, k, v)
+    with _calls(f"looking up experiment {name!r}"):
+        exp = mlflow.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                exp_id = mlflow.create_experiment(name, tags=EXPERIMENT_TAGS)
+            except Exception:  # another driver created it in between
+                exp = mlflow.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        if exp is not None:
+            exp_id = exp.experiment_id
+            key = (tracking_uri(), exp_id)
+            if key not in _tagged and any(exp.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):
+                client = mlflow.MlflowClient()
+                for k, v in EXPERIMENT_TAGS.items():
+                    client.set_experiment_tag(exp_id, k, v)
     _tagged.add((tracking_uri(), exp_id))
     return exp_id
 
@@ -329,26 +510,11 @@ def stage_run(
         **pipeline_run_tags(),
         **dict(tags or {}),
     }
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags) as run:
+    with _calls(f"starting the {stage} run"):
+        run = mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, tags=all_tags)
         p = _params_of(params)
         if p:
             mlflow.log_params(p)
-        yield run
-
-
-@contextlib.contextmanager
-def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
-    """A child of `parent` (an mlflow Run or a run id); usable in this or another process."""
-    mlflow = _mlflow()
-    parent_id = parent if isinstance(parent, str) else parent.info.run_id
-    client = mlflow.MlflowClient()
-    parent_run = client.get_run(parent_id)
-    inherited = {k: v for k, v in parent_run.data.tags.items() if k in INHERITED_TAGS or k.startswith("provenance.")}
-    run = client.create_run(
-        parent_run.info.experiment_id,
-        run_name=run_name,
-        tags={**inherited, **dict(tags or {}), "mlflow.parentRunId": parent_id},
-    )
     status = "FINISHED"
     try:
         yield run
@@ -356,7 +522,46 @@ def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None)
         status = "FAILED"
         raise
     finally:
-        client.set_terminated(run.info.run_id, status=status)
+        _end(lambda: mlflow.end_run(status), f"ending the {stage} run", failed=status == "FAILED")
+
+
+def _end(end, what: str, failed: bool) -> None:
+    """End a run; when the body failed, its error is the one to see: a tracking error on top
+    of it is a warning, not a replacement."""
+    try:
+        with _calls(what):
+            end()
+    except TrackingStoreError as e:
+        if not failed:
+            raise
+        import logging
+
+        logging.getLogger(__name__).warning("%s", e)
+
+
+@contextlib.contextmanager
+def child_run(parent: Any, run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """A child of `parent` (an mlflow Run or a run id); usable in this or another process."""
+    mlflow = _mlflow()
+    parent_id = parent if isinstance(parent, str) else parent.info.run_id
+    with _calls(f"starting child run {run_name!r}"):
+        client = mlflow.MlflowClient()
+        parent_run = client.get_run(parent_id)
+        inherited = {k: v for k, v in parent_run.data.tags.items() if k in INHERITED_TAGS or k.startswith("provenance.")}
+        run = client.create_run(
+            parent_run.info.experiment_id,
+            run_name=run_name,
+            tags={**inherited, **dict(tags or {}), "mlflow.parentRunId": parent_id},
+        )
+    status = "FINISHED"
+    try:
+        yield run
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        _end(lambda: client.set_terminated(run.info.run_id, status=status), f"ending child run {run_name!r}",
+             failed=status == "FAILED")  # fmt: skip
 
 
 def log_metrics(run: Any, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -379,7 +584,8 @@ def _log_batch(run_id: str, metrics: Mapping[str, float], step: int | None = Non
     mlflow = _mlflow()
     ts = int(time.time() * 1000)
     batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
-    mlflow.MlflowClient().log_batch(run_id, metrics=batch)
+    with _calls("logging metrics"):
+        mlflow.MlflowClient().log_batch(run_id, metrics=batch)
 
 
 @dataclass(frozen=True)
@@ -406,7 +612,9 @@ class MlflowTracker:
         self._attach()
         p = _params_of(params)
         if p:
-            _mlflow().MlflowClient().log_batch(self.run_id, params=[_param(k, v) for k, v in p.items()])
+            client = _mlflow().MlflowClient()
+            with _calls("logging params"):
+                client.log_batch(self.run_id, params=[_param(k, v) for k, v in p.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         self._attach()
@@ -434,7 +642,8 @@ def log_report_artifacts(run: Any, report_dir: str | os.PathLike) -> int:
     n = 0
     for pattern, dest in REPORT_ARTIFACTS:
         for f in sorted(root.glob(pattern)):
-            client.log_artifact(run.info.run_id, str(f), dest or None)
+            with _calls(f"logging artifact {f.name}"):
+                client.log_artifact(run.info.run_id, str(f), dest or None)
             n += 1
     return n
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from singanseg.io import IMAGE_SUFFIXES, InputError
 from singanseg.typed import ConfigError
@@ -52,8 +52,11 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """uint8 (H, W, 3); RGBA drops alpha; other modes and tiny images raise InputError."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            im.load()
+        with Image.open(path) as opened:
+            opened.load()
+            # as displayed (issue 26 item 7), as singanseg.io reads the images the models are
+            # trained on; pytorch-fid reads as stored, which differs only for EXIF-rotated files
+            im = ImageOps.exif_transpose(opened)
             mode = im.mode
             if mode not in ACCEPTED_MODES:
                 raise InputError(f"{path}: image mode {mode} is not RGB (metrics take RGB or RGBA images)")

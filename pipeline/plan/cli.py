@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -148,26 +149,68 @@ def to_table(plan: Plan, rows: list[Row], calibrated: bool) -> str:
     return "\n".join(lines)
 
 
+# The paper prices 1000 images (paper.md s3); a plan for more than a thousand times that is a
+# typo, and its segment folds would allocate per image (1e12 ended in a 7 TiB allocation).
+MAX_IMAGES = 1_000_000
+DEFAULT_DATA = Path("data/real")  # the data stage's output; absent before its first run
+
+
+def _count_arg(flag: str, text: str, most: int) -> int:
+    """A whole number in 1..most, or one ConfigError naming the flag (argparse's own error is a
+    usage block; `--images 0` was silently ignored, -5 planned for -5 images)."""
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a whole number (e.g. {flag} 1000)") from None
+    if not 1 <= n <= most:
+        raise ConfigError(f"{flag}: must be between 1 and {most:,}, got {n:,}")
+    return n
+
+
+def _seconds_arg(flag: str, text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a number of seconds") from None
+    if not (math.isfinite(x) and x > 0):
+        raise ConfigError(f"{flag}: must be a positive finite number of seconds, got {text}")
+    return x
+
+
+def _data_arg(data: Path | None) -> Path:
+    """--data as given must exist and be a folder (a plan "from no pairs" of a mistyped path
+    prices a default image size the user did not ask for); the default may be absent."""
+    if data is None:
+        return DEFAULT_DATA
+    if not data.exists():
+        raise ConfigError(f"--data {data}: folder not found (give a folder holding images/ and masks/)")
+    if not data.is_dir():
+        raise ConfigError(f"--data {data}: is not a folder (give a folder holding images/ and masks/)")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.plan", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     ap.add_argument("--dvc", type=Path, default=Path("dvc.yaml"))
     ap.add_argument("--profile", default=None, help="default: params.yaml `profile`")
-    ap.add_argument("--data", type=Path, default=Path("data/real"), help="real pairs (images/, masks/); default the data stage's output")
-    ap.add_argument("--images", type=int, default=None, help="image count (default: from the data source: 1000 for kvasir-seg)")
+    ap.add_argument("--data", type=Path, default=None, help="real pairs (images/, masks/); default the data stage's output")
+    ap.add_argument("--images", default=None, help="image count (default: from the data source: 1000 for kvasir-seg)")
     ap.add_argument("--calibrate", action="store_true", help="time each stage's unit of work here and project hours")
-    ap.add_argument("--pairs", type=int, default=2, help="real pairs the calibration runs on")
-    ap.add_argument("--budget-s", type=float, default=45.0, help="seconds per calibrated unit (SinGAN-Seg gets 4x)")
+    ap.add_argument("--pairs", default="2", help="real pairs the calibration runs on")
+    ap.add_argument("--budget-s", default="45", help="seconds per calibrated unit (SinGAN-Seg gets 4x)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--json", action="store_true", help="JSON instead of the table")
     args = ap.parse_args(argv)
     try:
         if not args.dvc.is_file():
             raise ConfigError(f"{args.dvc}: dvc.yaml not found (run from the repository root or give --dvc)")
-        if args.pairs < 1:
-            raise ConfigError(f"--pairs: must be >= 1, got {args.pairs}")
+        images = None if args.images is None else _count_arg("--images", args.images, MAX_IMAGES)
+        args.pairs = _count_arg("--pairs", args.pairs, MAX_IMAGES)
+        args.budget_s = _seconds_arg("--budget-s", args.budget_s)
+        data = _data_arg(args.data)
         t0 = time.perf_counter()
-        plan = Plan(args.params, args.profile, args.data, args.images)
+        plan = Plan(args.params, args.profile, data, images)
         rows = work_rows(plan, dvc_stages(args.dvc, plan.raw))
         if args.calibrate:
             calibrate(plan, rows, args.device, args.pairs, args.budget_s, lambda m: print(m, file=sys.stderr, flush=True))

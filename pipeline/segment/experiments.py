@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.segment.config import Protocol, SegmentParams
-from singanseg.io import InputError, Pair, list_pairs, read_mask
+from singanseg.io import InputError, Pair, displayed_size, list_pairs, read_mask
 
 _A = re.compile(r"^(?P<real>REAL\+)?FAKE_(?P<k>[1-9]\d*)(?:_ST(?P<st>\d+to\d+))?$")
 _B = re.compile(r"^(?P<real>REAL\+)?(?P<src>[A-Z][A-Z0-9]*)_N(?P<n>[1-9]\d*)$")
@@ -132,9 +132,10 @@ def _check_sizes(pairs: list[Pair], where: str) -> None:
     for p in pairs:
         try:
             with Image.open(p.image) as a, Image.open(p.mask) as b:
-                if a.size != b.size:
+                sa, sb = displayed_size(a), displayed_size(b)  # as read_pair reads them (EXIF orientation)
+                if sa != sb:
                     raise ExperimentError(
-                        f"{where}: mask {p.mask} is {b.size[0]}x{b.size[1]} but image {p.image} is {a.size[0]}x{a.size[1]}"
+                        f"{where}: mask {p.mask} is {sb[0]}x{sb[1]} but image {p.image} is {sa[0]}x{sa[1]}"
                     )
         except OSError as e:
             raise ExperimentError(f"{where}: unreadable pair {p.image} / {p.mask} ({e})") from None
