@@ -41,7 +41,7 @@ class SinGANStageParams:
     model: SinGANConfig = field(default_factory=SinGANConfig)
     # how the shard's images fan out (singanseg/executors.py): in-process, a process pool or Ray
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    batch: int = 1  # models trained as one batched computation (singanseg/training_batched.py, issue 8)
+    batch: int = 1  # models trained as one batched computation (singanseg/training.py::train_scale, issue 8)
     # auto = cuda when available, else cpu (singanseg/device.py); on ray: per task, as it sees
     device: str = "auto"
     # `train`: train every model (the paper's run). `authors`: import the authors' released

@@ -341,8 +341,13 @@ def test_training_into_an_imported_model_says_why_not(release, imported, tmp_pat
         api.finished_model(imported, api.SinGANConfig(), None, rgba[..., :3], rgba[..., 3])
     folder = tmp_path / "copy"
     shutil.copytree(imported, folder)
+    before = (folder / "model.json").read_bytes()
+    # train follows the one skip rule (api.open_model): its own pair and config are skipped,
+    # untouched; another pair is refused with the reason
+    api.train(rgba[..., :3], rgba[..., 3], folder, model.config, seed=5, progress=False)
+    assert (folder / "model.json").read_bytes() == before
     with pytest.raises(api.IncompatibleModelError, match="no critic, optimiser or random state to resume training"):
-        api.train(rgba[..., :3], rgba[..., 3], folder, model.config, seed=5, progress=False)
+        api.train(other[..., :3], other[..., 3], folder, model.config, seed=5, progress=False)
     assert json.loads((folder / "model.json").read_text())["source"]["id"] == CKPT_ID  # untouched
 
 
