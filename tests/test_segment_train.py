@@ -180,3 +180,27 @@ def test_cli_lists_runs_and_names_missing_synthetic_data(tmp_path, monkeypatch, 
     assert main(["--grid", "A"]) == 2
     assert "A/FAKE_1" in capsys.readouterr().err
     assert not (tmp_path / "metrics/segmentation/A/REAL").exists()
+
+
+def test_augmentation_option_is_validated_and_none_trains_on_unaugmented_images(tmp_path, monkeypatch):
+    from pipeline.segment import run as run_mod
+
+    with pytest.raises(ConfigError, match="augmentation"):
+        dataclasses.replace(TINY_TRAIN, augmentation="heavy").validate("segment.train_rich")
+    make_project(tmp_path, size=32, synthetic=())
+    seen = []
+    real_fit = run_mod.fit
+
+    def spy(model, train_ds, val_ds, params, **kw):
+        seen.append(train_ds)
+        return real_fit(model, train_ds, val_ds, params, **kw)
+
+    monkeypatch.setattr(run_mod, "fit", spy)
+    for aug in ("paper", "none"):
+        tp = dataclasses.replace(TINY_TRAIN, epochs=1, augmentation=aug)
+        params = dataclasses.replace(PARAMS, model=TINY_MODEL, train_rich=tp, protocols=("paper",), track=False)
+        run_mod.run_protocol(resolve("A/REAL", 0, "paper", params, tmp_path), params, seed=0)
+    paper, none = seen
+    # the paper's pipeline is random (two reads differ); `none` is the validation resize (equal)
+    assert not torch.equal(paper[0][0], paper[0][0])
+    assert torch.equal(none[0][0], none[0][0])

@@ -64,10 +64,16 @@ class TrainParams:
     clean_steps: int | None = None
     # validate (and select) every this many epochs and after the last; 1 = the paper's every epoch
     val_every: int = 1
+    # "paper": the authors' albumentations pipeline (pipeline/segment/data.py); "none": training
+    # images only resized as validation's, our option for budgets of a few epochs, where the
+    # paper's strong augmentation slows learning (measured: benchmarks/README.md)
+    augmentation: Literal["paper", "none"] = "paper"
 
     def validate(self, where: str) -> None:
         if self.clean_steps is not None and self.clean_steps < 1:
             raise ConfigError(f"{where}.clean_steps: must be >= 1 or null, got {self.clean_steps}")
+        if self.augmentation not in ("paper", "none"):
+            raise ConfigError(f"{where}.augmentation: one of 'paper', 'none', got {self.augmentation!r}")
         for key in ("epochs", "batch_size", "val_batch_size", "img_size", "val_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")

@@ -103,7 +103,8 @@ def run_protocol(splits: Splits, params: SegmentParams, seed: int, on_epoch=None
     exp = splits.experiment
     tp = params.train_scarce if exp.scarce else params.train_rich
     where = f"experiment {exp.name} (fold {splits.fold}, {splits.protocol}, seed {seed})"
-    train_ds = PairDataset(splits.train, tp.img_size, train=True, pyra_size=tp.pyra_size, seed=seed, name=f"{where}, train")
+    train_ds = PairDataset(splits.train, tp.img_size, train=tp.augmentation == "paper", pyra_size=tp.pyra_size, seed=seed,
+                           name=f"{where}, train")  # fmt: skip
     val_ds = PairDataset(splits.val, tp.img_size, pyra_size=tp.pyra_size, name=f"{where}, val")
     test_ds = PairDataset(splits.test, tp.img_size, pyra_size=tp.pyra_size, name=f"{where}, test")
     seed_everything(seed)  # the same initial weights for every protocol and experiment of one seed
