@@ -132,6 +132,10 @@ def test_grid_b_figure_bars_are_the_bootstrap_intervals(tmp_path, monkeypatch):
 def test_grid_b_note_states_the_samples_per_image_value_not_a_parameter_name():
     t = grid_b_table(_grid_b_frame(), "paper", "per_image", "caption", 3, samples_per_image=7)
     assert any("7 samples per real image" in n for n in t.notes)
+    # one seed: no sd, and the table still renders (the sd frame keeps every cell, NaN)
+    from pipeline.report.tables import to_latex, to_markdown
+
+    assert "| 2 | 0.300 | 0.350 |" in to_markdown(t) and "0.300" in to_latex(t)
     assert not any("segment.grid_b" in n for n in t.notes)
     unknown = grid_b_table(_grid_b_frame(), "paper", "per_image", "caption", 3)
     assert not any("segment.grid_b" in n or "None" in n for n in unknown.notes)

@@ -104,7 +104,8 @@ def grid_b_table(df: pd.DataFrame, protocol: str, averaging: str, caption: str, 
     kinds += sorted(k for k in mean.columns if k not in kinds and not k.startswith("TRIVIAL"))
     kinds += sorted(k for k in mean.columns if k.startswith("TRIVIAL"))
     mean = mean[kinds]
-    std = std.reindex(columns=kinds)
+    # pivot_table drops all-NaN rows (one seed: no sd); the sd frame has every cell of the means
+    std = std.reindex(index=mean.index, columns=kinds)
     std.index = std.index.astype(str)
     mean["network weights"] = [row_weights(sub[(sub.n == n) & ~sub.kind.str.startswith("TRIVIAL")]) for n in mean.index]
     mean.index.name = "N real images"
