@@ -322,8 +322,11 @@ def build(params: ReportParams, out: Path, profile: str, data_source: str,
             seg[~seg.experiment.str.contains("TRIVIAL")].encoder_weights.unique())
     summary, style = quality_summary(metrics / "quality"), style_weights(Path(params.synthetic))
     per_image = load_per_image(metrics / "segmentation")
-    claims = claims_frame(per_image, summary.get("sets", {}), style,
-                          summary.get("gan_by_k", {}), gan_claim=summary.get("gan_claim"))
+    sifid_pairs = {name: pd.read_csv(f, dtype={"real_id": str, "synthetic_id": str})
+                   for name in summary.get("sets", {})
+                   if (f := metrics / "quality" / f"{name.replace('/', '__')}.sifid.csv").is_file()}  # fmt: skip
+    claims = claims_frame(per_image, summary.get("sets", {}), style, summary.get("gan_by_k", {}),
+                          gan_claim=summary.get("gan_claim"), sifid_pairs=sifid_pairs)
     claims["network weights"] = claim_weights(seg, provenance, style)
     tables.append(Table("claims", "The paper's claims, tested at this run's scale", claims, None, {},
                         caption, params.digits, notes=[CLAIMS_NOTE, "Intervals: " + BOOT.describe() + "."]))  # fmt: skip
