@@ -173,8 +173,9 @@ def style_transfer_lowers_sifid(sets: dict, st_weights: set[str], sifid_pairs: d
     (the quality stage's `<set>.sifid.csv`); without them the set means are shown, not decided."""
     claim = "Style transfer improves the quality of the generated data (lower SIFID)"
     rule = (f"the SIFID of a style-transferred set (gen_start_scale 0) is below that of the same samples without it: "
-            f"the interval of the per-image difference lies below 0, Holm over the ratios ({boot.describe()}, "
-            "images = real images)")
+            f"the interval of the per-image difference lies below 0, Holm over the ratios ({boot.level:.0%} paired "
+            f"percentile bootstrap over real images, each one's samples averaged, {boot.resamples} resamples, "
+            f"bootstrap seed {boot.seed})")
     plain = sets.get("singan/gss0", {}).get("sifid")
     st = {n: s["sifid"] for n, s in sets.items() if re.match(r"^singan_st\d+to\d+/gss0$", n) and s.get("sifid") is not None}
     if plain is None or not st:
