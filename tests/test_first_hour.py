@@ -354,6 +354,8 @@ README_LINES: dict[str, tuple[str, ...]] = {
         "tests/test_own_data.py::test_readme_own_data_line_whole_pipeline_reports_folder"),
     r"\.venv/bin/singanseg (train|sample|stylize|train-many) .*": (
         "tests/test_readme.py::test_library_commands_run_as_written",),
+    r"\.venv/bin/singanseg (import-authors \S+ --out|info) \S+": (
+        "tests/test_authors_import.py::test_cli_import_and_info_show_provenance",),
     r"\.venv/bin/python -m pipeline\.metrics fid real/images synthetic/images": ("run",),
     r"\.venv/bin/python -m pipeline\.metrics sifid real/images synthetic/images --dims 64": (
         "offline: --network inception_fid",),

@@ -115,9 +115,15 @@ def test_readme_own_data_line_whole_pipeline_reports_folder(repo_root, clone, kv
     need = minimum_pairs(clone / "params.yaml")
     folder = _pairs(kvasir_dir, need, tmp_path / "pairs")
     args = [a.replace(README_DIR, str(folder)) for a in _readme_line(repo_root)]
+    committed = (clone / "reports" / "smoke" / "README.md").read_bytes()
     r = _dvc(clone, args, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"data: {need} pairs from folder" in r.stdout
-    report = (clone / "reports" / "smoke" / "README.md").read_text()
-    assert f"- Data: `folder {folder}`" in report
+    # issue 27 s2: an own-data run writes its own report folder, never the committed smoke one,
+    # states folder and pair count, and never says phantom
+    report = (clone / "reports" / f"smoke-folder-{folder.name}" / "README.md").read_text()
+    assert f"- Data: `folder`, folder `{folder}`, {need} pairs" in report
+    assert "phantom" not in report.lower()
+    assert (clone / "reports" / "smoke" / "README.md").read_bytes() == committed
+    assert f"smoke-folder-{folder.name}/README.md" in (clone / "reports" / "README.md").read_text()
     assert len(_manifest(clone)) == need
