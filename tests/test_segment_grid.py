@@ -50,3 +50,56 @@ def test_grid_runs_each_experiment_once_and_resumes(tmp_path):
     smaller = SegmentParams(**{**params.__dict__, "grid_a": GridAParams(experiments=("REAL",), folds=(0, 1))})
     run_grid("A", smaller, root=tmp_path, log=lines.append)
     assert sorted(p.name for p in out.iterdir()) == ["REAL", *TRIVIAL]
+
+
+def _tiny(**kw):
+    return SegmentParams(
+        model=TINY_MODEL, train_rich=TINY_TRAIN, train_scarce=TINY_TRAIN,
+        grid_a=GridAParams(experiments=("REAL",), folds=(0,)),
+        grid_b=GridBParams(kinds=("REAL",), n_values=(2,), samples_per_image=1),
+        protocols=("paper",), clean_val_fraction=0.25, track=False, **kw,
+    )  # fmt: skip
+
+
+def test_stale_cells_are_judged_per_folder(tmp_path):
+    """A cell name active in one experiment's folder keeps nothing of that name elsewhere: the
+    trivial rows live under the first seed only, so a seed-1 file planted beside them is stale
+    although REAL's `fold0_seed1` is active."""
+    make_project(tmp_path, n_per_fold=(4, 3, 3), size=32, synthetic=("singan",), samples=1)
+    params = _tiny(seeds=(0, 1))
+    run_grid("A", params, root=tmp_path, log=lambda m: None)
+    out = tmp_path / "metrics/segmentation/A"
+    stray = out / "TRIVIAL_MEAN_MASK" / "fold0_seed1.json"
+    stray.write_text((out / "TRIVIAL_MEAN_MASK" / "fold0_seed0.json").read_text())
+    (out / "TRIVIAL_MEAN_MASK" / "fold0_seed1_per_image.csv").write_text("grid\n")
+    lines = []
+    assert run_grid("A", params, root=tmp_path, log=lines.append)["trained"] == 0
+    assert not list((out / "TRIVIAL_MEAN_MASK").glob("*seed1*"))
+    assert (out / "REAL" / "fold0_seed1.json").is_file()
+    assert any("TRIVIAL_MEAN_MASK/fold0_seed1.json" in line and "removed" in line for line in lines)
+
+
+def test_extra_test_sets_score_grid_a_only(tmp_path):
+    """segment.extra_test scores grid A's models (issue 22 s5); grid B's cells neither score it
+    nor retrain when it changes, and predictions only enter the one cell that writes them."""
+    from pipeline.segment.grid import fingerprint
+
+    make_project(tmp_path, n_per_fold=(4, 3, 3), size=32, synthetic=("singan",), samples=1)
+    extra = tmp_path / "cvc"
+    for i in range(3):
+        write_png(extra / "images" / f"c{i}.png", __import__("numpy").full((32, 32, 3), 40 * i, "uint8"))
+        write_png(extra / "masks" / f"c{i}.png", __import__("numpy").zeros((32, 32), "uint8"))
+    plain, scored = _tiny(), _tiny(extra_test={"cvc": str(extra)})
+    assert fingerprint("B/REAL_N2", 0, plain, tmp_path) == fingerprint("B/REAL_N2", 0, scored, tmp_path)
+    assert fingerprint("A/REAL", 0, plain, tmp_path) != fingerprint("A/REAL", 0, scored, tmp_path)
+    more = dataclasses.replace(plain, predictions=plain.predictions + 2)
+    assert fingerprint("A/REAL", 0, plain, tmp_path) != fingerprint("A/REAL", 0, more, tmp_path)
+    assert fingerprint("A/REAL", 0, plain, tmp_path, seed=1) == fingerprint(
+        "A/REAL", 0, more, tmp_path, seed=1)  # seed 1 writes no predictions
+    run_grid("A", scored, root=tmp_path, log=lambda m: None)
+    run_grid("B", scored, root=tmp_path, log=lambda m: None)
+    out = tmp_path / "metrics/segmentation"
+    a = (out / "A" / "REAL" / "fold0_seed0_per_image.csv").read_text()
+    b = "".join(p.read_text() for p in (out / "B").rglob("fold*_per_image.csv"))
+    assert ",cvc," in a and ",test," in a
+    assert b and ",cvc," not in b and ",test," in b

@@ -146,8 +146,9 @@ def grid_b_scores(df: pd.DataFrame, protocol: str, averaging: str, digits: int) 
 def external_table(per_image: pd.DataFrame, caption: str, digits: int) -> Table | None:
     """Grid A on each extra test set (issue 22 s5): per protocol and experiment, the IoU on the
     grid's own test folds, on the extra set, and the gap (extra − own), means over folds, seeds
-    and images; None when no extra test set was scored."""
-    sub = per_image[(per_image.grid == "A")]
+    and images; None when no extra test set was scored. The trivial rows are left out: they are
+    scored on the grid's own test folds only (pipeline/segment/trivial.py)."""
+    sub = per_image[(per_image.grid == "A") & ~per_image.experiment.astype(str).str.contains("/TRIVIAL")]
     extra = sorted(set(sub.test_set) - {MAIN_TEST})
     if sub.empty or not extra:
         return None
@@ -169,8 +170,7 @@ def external_table(per_image: pd.DataFrame, caption: str, digits: int) -> Table 
                  f"{', '.join(extra)} (per-image mean over folds and seeds), and the gap", frame, None, {}, caption,
                  digits, notes=["The external set never trains or selects a model; each model of grid A is scored "
                                 "on it once, after selection (segment.extra_test)."],
-                 reference_rows={i for i in frame.index if i.startswith("TRIVIAL")},
-                 labels={e: display_name(e) for e in frame.index})  # fmt: skip
+                  labels={e: display_name(e) for e in frame.index})  # fmt: skip
 
 
 PER_IMAGE_DIGITS = 4

@@ -6,7 +6,8 @@ this run, at this scale*, never whether the paper's numbers are right. Each rule
 in the table beside its verdict, and a claim whose evidence depends on a network this run
 had no weights for is "not testable here", with the numbers still shown.
 
-Verdicts: "holds", "does not hold", "not testable here (why)". Never typed: every verdict
+Verdicts: "holds", "does not hold", "inconclusive", "not testable here (why)", each computed
+from a bootstrap interval (pipeline/results/verdicts.py). Never typed: every verdict
 below is a function of the numbers passed in, tested in tests/test_claims.py.
 """
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from pipeline.results import verdicts as V
 from pipeline.results.names import display_name
-from pipeline.segment.results import PER_IMAGE_COLUMNS
+from pipeline.segment.results import MAIN_TEST, PER_IMAGE_COLUMNS
 from singanseg.io import InputError
 
 HOLDS, FAILS = "holds", "does not hold"
@@ -61,13 +62,13 @@ def load_per_image(root: Path) -> pd.DataFrame:
 
 
 def cell(per_image: pd.DataFrame, grid: str, protocol: str) -> pd.DataFrame:
-    """One grid and protocol's rows of the main test set (the one with most images), with the
-    experiment named by its kind ("REAL", "FAKE_1"; grid B: "REAL_N5")."""
+    """One grid and protocol's rows of the grid's own test folds (`MAIN_TEST`; an external set
+    with more images must not take its place), with the experiment named by its kind ("REAL",
+    "FAKE_1"; grid B: "REAL_N5")."""
     sub = per_image[(per_image.grid == grid) & (per_image.protocol == protocol)].copy()
     if sub.empty:
         return sub
-    main = sub.groupby("test_set")["image_id"].nunique().sort_values(kind="stable").index[-1]
-    sub = sub[sub.test_set == main]
+    sub = sub[sub.test_set == MAIN_TEST]
     exp = sub.experiment.astype(str).str.replace(r"^[AB]/", "", regex=True)
     if grid == "B":
         exp = exp.str.replace(r"_N\d+$", "", regex=True) + "_N" + sub.n.astype(int).astype(str)

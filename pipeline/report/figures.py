@@ -67,7 +67,7 @@ def learning_curves(root: Path, path: Path, mark: str = "") -> Path | None:
     df = df[df.protocol == protocol]
     df = df.assign(**{"training set": df.experiment.map(display_name)})
     return figures.lines(df, "epoch", "val_per_image_iou", "training set", path,
-                         title=f"Grid A learning curves, {protocol} protocol (mean ± sd over folds)",
+                         title=f"Grid A learning curves, {protocol} protocol (mean ± sd over folds and seeds)",
                          xlabel="epoch", ylabel="validation IoU (per-image mean, 0-1)", integer_x=True, mark=mark)  # fmt: skip
 
 
@@ -168,7 +168,7 @@ def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
                    unet),
         "predictions": ("UNet++ predictions. A few test images of grid A's first fold, each above its true mask, "
                         "then the masks the models trained on each training set predict for them (first seed).", unet),
-        "learning_curves": ("Grid A learning curves. UNet++ validation IoU per epoch, mean and sd over folds "
+        "learning_curves": ("Grid A learning curves. UNet++ validation IoU per epoch, mean and sd over folds and seeds "
                             "(higher is better).", unet),
     }  # fmt: skip
     return what.get(stem, (f"{stem.replace('_', ' ')}.", "see the header"))

@@ -10,7 +10,8 @@ interrupted grid therefore resumes where it stopped; results of experiments no l
 the grid are removed so that reports never show stale numbers.
 
 The fingerprint covers the segment params (without `track`), the experiment, the fold,
-and every input pair's id and file sizes (train, val, test per protocol, extra test sets).
+and every input pair's id and file sizes (train, val, test per protocol, grid A's extra test
+sets); the seed list, the predictions count and the extra test sets only where they apply.
 Sizes rather than content hashes: PNG sizes change with content in practice, and hashing
 every synthetic image of a paper grid on each rerun would cost minutes.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from pipeline.infra.params import params_hash
 from pipeline.segment.config import SegmentParams
 from pipeline.segment.experiments import grid_runs, resolve
-from pipeline.segment.run import output_paths, run_experiment
+from pipeline.segment.run import extra_tests, output_paths, run_experiment, writes_predictions
 from pipeline.segment.trivial import run_trivial, trivial_runs
 from singanseg.io import list_pairs
 from singanseg.progress import Progress
@@ -35,16 +36,22 @@ from singanseg.typed import to_mapping
 
 def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = ".", seed: int | None = None) -> str:
     h = hashlib.sha256()
-    # the seed list itself is not part of a cell's inputs: adding a seed keeps the others' results
-    settings = {k: v for k, v in to_mapping(params).items() if k not in ("track", "seeds")}
-    h.update(f"{name}|{fold}|{params.seeds[0] if seed is None else seed}|{params_hash(settings)}".encode())
+    seed = params.seeds[0] if seed is None else seed
+    grid = name.split("/", 1)[0]
+    # Only what changes this cell's outputs: the seed list (adding a seed keeps the others'
+    # results), the predictions count (only one cell writes them) and the external test sets
+    # (grid A's only) enter below where they apply, not through every cell's settings.
+    settings = {k: v for k, v in to_mapping(params).items() if k not in ("track", "seeds", "predictions", "extra_test")}
+    h.update(f"{name}|{fold}|{seed}|{params_hash(settings)}".encode())
+    if writes_predictions(params, grid, fold, seed):
+        h.update(f"|predictions:{params.predictions}".encode())
     for protocol in params.protocols:
         sp = resolve(name, fold, protocol, params, root)
         for part, pairs in (("train", sp.train), ("val", sp.val), ("test", sp.test)):
             h.update(f"|{protocol}.{part}".encode())
             for p in pairs:
                 h.update(f"|{p.id}:{p.image.stat().st_size}:{p.mask.stat().st_size}".encode())
-    for extra, folder in sorted(params.extra_test.items()):
+    for extra, folder in sorted(extra_tests(params, grid).items()):
         for p in list_pairs(folder):
             h.update(f"|{extra}:{p.id}:{p.image.stat().st_size}:{p.mask.stat().st_size}".encode())
     return h.hexdigest()[:16]
@@ -53,11 +60,12 @@ def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = 
 def _remove_stale(grid_dir: Path, active: set[Path], log) -> None:
     """Remove every result of the grid folder that is not one of the `active` cells' JSONs
     (with their per-image CSV, curves and timing): experiments, folds or seeds no longer in
-    the params must not reach a report."""
+    the params must not reach a report. A cell is its (folder, cell name) pair: `fold0_seed1`
+    active in one experiment's folder keeps nothing of that name in another's."""
     if not grid_dir.is_dir():
         return
     keep_dirs = {p.parent for p in active}
-    stems = {p.stem for p in active}
+    cells = {(p.parent, p.stem) for p in active}
     for d in sorted(grid_dir.iterdir()):
         if not d.is_dir():
             continue
@@ -72,7 +80,7 @@ def _remove_stale(grid_dir: Path, active: set[Path], log) -> None:
             cell = f.name.split(".", 1)[0]
             for suffix in ("_per_image", "_curves", "_predictions"):
                 cell = cell.removesuffix(suffix)
-            if cell not in stems:
+            if (d.resolve(), cell) not in cells:
                 shutil.rmtree(f) if f.is_dir() else f.unlink()
                 log(f)
 

@@ -39,6 +39,18 @@ def cell_name(fold: int, seed: int) -> str:
     return f"fold{fold}_seed{seed}"
 
 
+def extra_tests(params: SegmentParams, grid: str) -> dict[str, str]:
+    """The external test sets a cell of `grid` is scored on: grid A's only (issue 22 s5 asks
+    for the data-rich models; grid B's N-image models would add cost and no table reads them)."""
+    return dict(params.extra_test) if grid == "A" else {}
+
+
+def writes_predictions(params: SegmentParams, grid: str, fold: int, seed: int) -> bool:
+    """Whether this cell writes the predictions figure's PNGs: grid A's first fold and seed
+    (issue 22 s2)."""
+    return grid == "A" and fold == params.grid_a.folds[0] and seed == params.seeds[0] and params.predictions > 0
+
+
 def output_paths(params: SegmentParams, name: str, fold: int, seed: int, root: str | Path = ".") -> tuple[Path, Path]:
     """(the record's JSON, the curves folder) of one (experiment, fold, seed); the per-image
     CSV is `per_image_path(json)`."""
@@ -117,7 +129,7 @@ def run_protocol(splits: Splits, params: SegmentParams, seed: int, on_epoch=None
     test = evaluate(model, test_ds, tp.val_batch_size, device)
     predictions = _predictions(model, test_ds, params.predictions, device) if save_predictions else []
     extra, per_image = {}, {MAIN_TEST: test["per_image"]}
-    for extra_name, folder in params.extra_test.items():
+    for extra_name, folder in extra_tests(params, exp.grid).items():
         try:
             pairs = list_pairs(folder)
         except InputError as e:
@@ -161,8 +173,7 @@ def run_experiment(name: str, fold: int, params: SegmentParams, root: str | Path
     splits = {p: resolve(name, fold, p, params, root) for p in params.protocols}
     seed = params.seeds[0] if seed is None else seed
     json_path, curves_dir = output_paths(params, name, fold, seed, root)
-    # the predictions figure shows grid A's first fold and seed (issue 22 s2)
-    predict = exp.grid == "A" and fold == params.grid_a.folds[0] and seed == params.seeds[0] and params.predictions > 0
+    predict = writes_predictions(params, exp.grid, fold, seed)
     provenance = {
         "encoder": params.model.encoder_name,
         "encoder_weights": weights_provenance(params.model),

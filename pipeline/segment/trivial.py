@@ -1,6 +1,6 @@
 """Trivial segmenters, scored by the same code as UNet++, so a reader sees what a score is worth.
 
-Two rows per grid and fold (and per N in grid B), under every protocol:
+Three rows per grid and fold (and per N in grid B), under every protocol:
 - `TRIVIAL_BACKGROUND`: predicts no polyp anywhere. Its per-image IoU is not 0: an image whose
   mask is empty scores IoU ~1 through the eps of smp.utils (paper.md section 4), and its
   accuracy is the background fraction.
@@ -12,9 +12,9 @@ Two rows per grid and fold (and per N in grid B), under every protocol:
   on training data only): the fair "never looks at the image" row the sanity gate compares
   REAL with (the best of the trivial rows, computed).
 
-Neither is in the paper; they calibrate its tables. They read only the real training masks
+None is in the paper; they calibrate its tables. They read only the real training masks
 and the test set that `resolve` gives the REAL experiment, and write the same JSON layout as
-`run.run_experiment` (`<out>/<grid>/TRIVIAL_*[_N<n>]/fold<F>.json`), so the report treats
+`run.run_experiment` (`<out>/<grid>/TRIVIAL_*[_N<n>]/fold<F>_seed<S>.json`, S the first seed), so the report treats
 them as rows like any other. Cost: one pass over the masks, seconds.
 """
 
