@@ -140,3 +140,17 @@ def test_smoke_report_leaves_out_wall_times_and_says_why(repo_root):
     smoke = header("smoke", "abc", {}, "phantom", timings=False)
     assert "Total wall time" not in smoke and "`report.timings: false`" in smoke and "metrics/timings/" in smoke
     assert "Total wall time: 2.0 minutes" in header("cpu", "abc", {}, "folder", total_seconds=120.0)
+
+
+def test_stages_run_under_mkl_conditional_reproducibility(tmp_path, monkeypatch):
+    """issue 26 item 10: every stage's process gets MKL_CBWR=COMPATIBLE (the setting that made
+    train_singan's weights independent of MKL's ISA dispatch), unless the caller chose one."""
+    import json
+
+    probe = [sys.executable, "-c", "import os, sys; sys.exit(0 if os.environ.get('MKL_CBWR') == sys.argv[1] else 5)"]
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    assert timed_run("probe", [*probe, "COMPATIBLE"], tmp_path) == 0
+    assert json.loads((tmp_path / "probe.json").read_text())["machine"]["MKL_CBWR"] == "COMPATIBLE"
+    monkeypatch.setenv("MKL_CBWR", "AUTO")
+    assert timed_run("probe", [*probe, "AUTO"], tmp_path) == 0
+    assert timed_run("probe", [*probe, "COMPATIBLE"], tmp_path) == 5

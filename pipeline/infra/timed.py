@@ -14,6 +14,17 @@ run's time of each stage, git-ignored (/metrics/*), and absent after a `dvc chec
 Record: name, command, exit code, wall seconds, start and end (UTC), and the machine (CPU
 count and model, GPUs seen by the driver, torch thread settings from the environment).
 The record is written also when the command fails (exit code kept), never half-written.
+
+Reproducibility across CPUs (issue 26 item 10): every stage's command runs with
+`MKL_CBWR=COMPATIBLE` (MKL's conditional numerical reproducibility) unless the caller set
+MKL_CBWR. Measured on an AVX-512 Xeon (smoke train_singan@0, the first stage whose bytes
+moved between CPUs): MKL's ISA dispatch is in the path (MKL_ENABLE_INSTRUCTIONS=AVX2 changes
+the trained weights), torch's own dispatch and oneDNN's are not (ATEN_CPU_CAPABILITY=avx2 and
+DNNL_MAX_CPU_ISA=AVX2 leave them bit-identical); under MKL_CBWR=COMPATIBLE the weights are the
+same with MKL at AVX-512 or capped at AVX2. Intel documents COMPATIBLE as the same results on
+every Intel and Intel-compatible x86 CPU with SSE2, at some speed; measured here about 1.07x
+the stage's wall time (3 interleaved pairs, benchmarks/README.md). Set MKL_CBWR=AUTO to turn it
+off (MKL's fastest path per CPU, bytes then depend on the CPU).
 """
 
 from __future__ import annotations
@@ -30,6 +41,16 @@ from pathlib import Path
 from singanseg.io import write_text
 
 TIMINGS = Path("metrics/timings")
+# set for every stage's process unless the caller chose otherwise (see the module docstring)
+REPRODUCIBLE_ENV = {"MKL_CBWR": "COMPATIBLE"}
+
+
+def stage_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a stage runs in: the caller's, plus REPRODUCIBLE_ENV where unset."""
+    env = dict(os.environ if environ is None else environ)
+    for k, v in REPRODUCIBLE_ENV.items():
+        env.setdefault(k, v)
+    return env
 
 
 def machine() -> dict:
@@ -58,13 +79,14 @@ def machine() -> dict:
         "gpus": gpus,
         "device": "cuda" if gpus else "cpu",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "MKL_CBWR": stage_env().get("MKL_CBWR"),
     }
 
 
 def run(name: str, cmd: list[str], root: Path = TIMINGS) -> int:
     start = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
-    rc = subprocess.call(cmd)
+    rc = subprocess.call(cmd, env=stage_env())
     seconds = time.perf_counter() - t0
     record = {
         "name": name,
