@@ -17,14 +17,16 @@ The record is written also when the command fails (exit code kept), never half-w
 
 Reproducibility across CPUs (issue 26 item 10): every stage's command runs with
 `MKL_CBWR=COMPATIBLE` (MKL's conditional numerical reproducibility) unless the caller set
-MKL_CBWR. Measured on an AVX-512 Xeon (smoke train_singan@0, the first stage whose bytes
+MKL_CBWR. Measured at one thread on an AVX-512 Xeon (smoke train_singan@0, the first stage whose bytes
 moved between CPUs): MKL's ISA dispatch is in the path (MKL_ENABLE_INSTRUCTIONS=AVX2 changes
 the trained weights), torch's own dispatch and oneDNN's are not (ATEN_CPU_CAPABILITY=avx2 and
 DNNL_MAX_CPU_ISA=AVX2 leave them bit-identical); under MKL_CBWR=COMPATIBLE the weights are the
 same with MKL at AVX-512 or capped at AVX2. Intel documents COMPATIBLE as the same results on
 every Intel and Intel-compatible x86 CPU with SSE2, at some speed; measured here about 1.07x
 the stage's wall time (3 interleaved pairs, benchmarks/README.md). Set MKL_CBWR=AUTO to turn it
-off (MKL's fastest path per CPU, bytes then depend on the CPU).
+off (MKL's fastest path per CPU, bytes then depend on the CPU). Under the pipeline's own thread
+setting, turning it on left train_singan's bytes as they were and changed stylize's: which
+kernels reach MKL depends on the thread count; the check across ISAs at two threads is open.
 """
 
 from __future__ import annotations
