@@ -204,3 +204,42 @@ def test_augmentation_option_is_validated_and_none_trains_on_unaugmented_images(
     # the paper's pipeline is random (two reads differ); `none` is the validation resize (equal)
     assert not torch.equal(paper[0][0], paper[0][0])
     assert torch.equal(none[0][0], none[0][0])
+
+
+def test_dice_ce_adds_the_cross_entropy_to_the_same_dice():
+    """train_*.loss: dice_ce = the Dice of `dice_loss` + pixel-wise cross-entropy (our option)."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8, generator=g)
+    target = (torch.rand(2, 8, 8, generator=g) > 0.6).long()
+    for kind in ("smp_losses", "smp_utils"):
+        dice = float(make_loss(kind)(logits, target))
+        both = float(make_loss(kind, "dice_ce")(logits, target))
+        ce = float(torch.nn.functional.cross_entropy(logits, target))
+        assert both == pytest.approx(dice + ce, rel=1e-6) and ce > 0.1
+    with pytest.raises(ConfigError, match="loss"):
+        make_loss("smp_losses", "focal")
+    with pytest.raises(ConfigError, match="loss"):
+        TrainParams(loss="focal").validate("segment.train_rich")
+
+
+def test_channels_last_trains_the_same_network_up_to_rounding(tmp_path):
+    """train_*.memory_format: channels_last changes the layout, not the arithmetic: the same
+    seed gives the same curve and weights up to float rounding, and the weights come back NHWC."""
+    make_project(tmp_path, size=32)
+    pairs = list_pairs(tmp_path / "data/real")
+    # no augmentation: a dataset's augmentation stream advances with use, the layout must not
+    ds = PairDataset(pairs[:4], 32, pyra_size=None)
+    val = PairDataset(pairs[4:6], 32, pyra_size=None)
+    out = {}
+    for fmt in ("contiguous", "channels_last"):
+        params = dataclasses.replace(TINY_TRAIN, batch_size=2, epochs=2, lr_change_epoch=1, memory_format=fmt)
+        seed_everything(0)
+        model = build_model(TINY_MODEL)
+        res = fit(model, ds, val, params, seed=0)
+        out[fmt] = (res.curves, res.state, model)
+    (c0, s0, _), (c1, s1, m1) = out["contiguous"], out["channels_last"]
+    assert [r["train_loss"] for r in c1] == pytest.approx([r["train_loss"] for r in c0], rel=1e-4, abs=1e-5)
+    for k, v in s0.items():
+        assert torch.allclose(s1[k].float(), v.float(), rtol=1e-3, atol=1e-4), k
+    conv = next(m for m in m1.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)

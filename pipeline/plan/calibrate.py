@@ -272,16 +272,18 @@ def segment(model_params, train, data: Path, pairs: int, device: torch.device, b
     Dice loss, backward, Adam) and per evaluated image (forward at val_batch_size)."""
     from pipeline.segment.data import PairDataset
     from pipeline.segment.model import build_model
-    from pipeline.segment.train import make_loss
+    from pipeline.segment.train import make_loss, to_memory_format
     from singanseg.io import list_pairs
 
     model = build_model(dataclasses.replace(model_params, encoder_weights=None)).to(device)
+    if train.memory_format == "channels_last":  # the layout the grid trains in, as it costs
+        model.to(memory_format=torch.channels_last)
     ds = PairDataset(list_pairs(data)[:pairs], train.img_size, train=True, pyra_size=train.pyra_size, name="plan")
     items = [ds[i] for i in range(len(ds))]
     reps = math.ceil(train.batch_size / len(items))
-    x = torch.stack([it[0] for it in items] * reps)[: train.batch_size].to(device)
+    x = to_memory_format(torch.stack([it[0] for it in items] * reps)[: train.batch_size].to(device), train.memory_format)
     y = torch.stack([it[1] for it in items] * reps)[: train.batch_size].to(device)
-    loss_fn = make_loss(train.dice_loss)
+    loss_fn = make_loss(train.dice_loss, train.loss)
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
 
     def step():

@@ -68,12 +68,25 @@ class TrainParams:
     # images only resized as validation's, our option for budgets of a few epochs, where the
     # paper's strong augmentation slows learning (measured: benchmarks/README.md)
     augmentation: Literal["paper", "none"] = "paper"
+    # "dice": the paper's soft Dice alone (`dice_loss` says which formula); "dice_ce": our
+    # option, the same Dice plus the pixel-wise cross-entropy of the two classes, which gives
+    # useful gradients from the first steps, where Dice alone is flat (measured at the cpu
+    # profile's few epochs: benchmarks/README.md, "UNet++ learning curves")
+    loss: Literal["dice", "dice_ce"] = "dice"
+    # tensor memory layout of the network and its inputs: "channels_last" runs the same
+    # arithmetic ~1.4x faster on CPU (oneDNN's depthwise convolutions; benchmarks/README.md),
+    # equal up to float rounding; "contiguous" (NCHW) is PyTorch's default and the authors'
+    memory_format: Literal["contiguous", "channels_last"] = "contiguous"
 
     def validate(self, where: str) -> None:
         if self.clean_steps is not None and self.clean_steps < 1:
             raise ConfigError(f"{where}.clean_steps: must be >= 1 or null, got {self.clean_steps}")
         if self.augmentation not in ("paper", "none"):
             raise ConfigError(f"{where}.augmentation: one of 'paper', 'none', got {self.augmentation!r}")
+        if self.loss not in ("dice", "dice_ce"):
+            raise ConfigError(f"{where}.loss: one of 'dice', 'dice_ce', got {self.loss!r}")
+        if self.memory_format not in ("contiguous", "channels_last"):
+            raise ConfigError(f"{where}.memory_format: one of 'contiguous', 'channels_last', got {self.memory_format!r}")
         for key in ("epochs", "batch_size", "val_batch_size", "img_size", "val_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be >= 1, got {getattr(self, key)}")

@@ -126,7 +126,7 @@ def run_protocol(splits: Splits, params: SegmentParams, seed: int, on_epoch=None
     result = fit(model, train_ds, val_ds, tp, seed=seed, on_epoch=on_epoch, steps=steps)
     device = resolve_device(tp.device)
     # the test set is touched here, once, after selection (for `paper` it was also the val set)
-    test = evaluate(model, test_ds, tp.val_batch_size, device)
+    test = evaluate(model, test_ds, tp.val_batch_size, device, memory_format=tp.memory_format)
     predictions = _predictions(model, test_ds, params.predictions, device) if save_predictions else []
     extra, per_image = {}, {MAIN_TEST: test["per_image"]}
     for extra_name, folder in extra_tests(params, exp.grid).items():
@@ -135,7 +135,7 @@ def run_protocol(splits: Splits, params: SegmentParams, seed: int, on_epoch=None
         except InputError as e:
             raise ExperimentError(f"segment.extra_test.{extra_name}: {e}") from None
         ds = PairDataset(pairs, tp.img_size, pyra_size=tp.pyra_size, name=f"{where}, extra test {extra_name}")
-        ev = evaluate(model, ds, tp.val_batch_size, device)
+        ev = evaluate(model, ds, tp.val_batch_size, device, memory_format=tp.memory_format)
         extra[extra_name] = {"scores": ev["scores"], "size": len(ds)}
         per_image[extra_name] = ev["per_image"]
     return {

@@ -61,7 +61,27 @@ def smp_utils_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return 1 - (2 * tp + 1) / (gt.sum() + pr.sum() + 1)
 
 
-def make_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def make_loss(kind: str, extra: str = "dice") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The Dice loss of formula `kind`; with `extra="dice_ce"` plus the mean pixel-wise
+    cross-entropy over both classes (`train_*.loss`, our option; the paper trains on Dice alone)."""
+    dice = _dice_loss(kind)
+    if extra == "dice":
+        return dice
+    if extra != "dice_ce":
+        raise ConfigError(f"segment.train.loss: unknown {extra!r} (dice, dice_ce)")
+
+    def dice_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return dice(logits, target) + torch.nn.functional.cross_entropy(logits, target)
+
+    return dice_ce
+
+
+def to_memory_format(x: torch.Tensor, memory_format: str) -> torch.Tensor:
+    """A 4-D batch in the layout `train_*.memory_format` names (the model is converted once)."""
+    return x.contiguous(memory_format=torch.channels_last) if memory_format == "channels_last" else x
+
+
+def _dice_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if kind == "smp_utils":
         return smp_utils_dice_loss
     if kind == "smp_losses":
@@ -76,7 +96,8 @@ def make_loss(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, ds, batch_size: int, device: torch.device, loss_fn=None) -> dict:
+def evaluate(model: torch.nn.Module, ds, batch_size: int, device: torch.device, loss_fn=None,
+             memory_format: str = "contiguous") -> dict:
     """Scores (both averaging modes), mean loss, the ids evaluated and each image's scores
     (`per_image`: dicts with image_id and the five scores); model put in eval mode."""
     model.eval()
@@ -84,7 +105,7 @@ def evaluate(model: torch.nn.Module, ds, batch_size: int, device: torch.device, 
     acc = ScoreAccumulator()
     losses, seen = [], []
     for x, y, idx in loader:
-        x, y = x.to(device), y.to(device)
+        x, y = to_memory_format(x.to(device), memory_format), y.to(device)
         logits = model(x)
         if loss_fn is not None:
             losses.append(float(loss_fn(logits, y)))
@@ -125,7 +146,9 @@ def fit(
     device = resolve_device(params.device)
     seed_everything(seed)
     model.to(device)
-    loss_fn = make_loss(params.dice_loss)
+    if params.memory_format == "channels_last":
+        model.to(memory_format=torch.channels_last)
+    loss_fn = make_loss(params.dice_loss, params.loss)
     # the authors built Adam without weight_decay although they parsed it (paper.md section 5)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     bs = params.batch_size
@@ -159,7 +182,7 @@ def fit(
         for x, y, idx in loader:
             if steps is not None and done == steps:
                 break
-            x, y = x.to(device), y.to(device)
+            x, y = to_memory_format(x.to(device), params.memory_format), y.to(device)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -173,7 +196,7 @@ def fit(
                     g["lr"] = params.lr_after
         row = {"epoch": epoch, "steps": done, "lr": lr, "train_loss": total / max(n, 1)}
         if epoch % params.val_every == 0 or epoch == epochs:
-            val = evaluate(model, val_ds, params.val_batch_size, device, loss_fn)
+            val = evaluate(model, val_ds, params.val_batch_size, device, loss_fn, params.memory_format)
             val_seen.update(val["ids"])
             iou = val["scores"]["per_image"]["iou"]
             improved = iou > best_iou  # strict, as `max_score < valid_logs['iou_score']`
