@@ -77,6 +77,8 @@ def test_the_grids_take_exactly_the_authors_pairs_of_their_training_images(tmp_p
     # the folder and its files enter the grid's fingerprint (a rerun notices another folder)
     assert fingerprint("B/FAKE_N2", 0, params, tmp_path) != fingerprint(
         "B/FAKE_N2", 0, _with({"singan_st1to1000": str(_authors_folder(tmp_path / "other", range(1, 17), size=20))}), tmp_path)
+    # without folders the option is left out of the fingerprint: cells trained before it existed stay valid
+    assert fingerprint("B/REAL_N2", 0, PARAMS, tmp_path) == fingerprint("B/REAL_N2", 0, _with({}, naming="ours"), tmp_path)
     # another gen_start_scale takes the other files
     sp = resolve("B/FAKE_N2", 0, "paper", _with({"singan_st1to1000": str(ext)}, gen_start_scale=1), tmp_path)
     assert {p.image.name.split("_")[5] for p in sp.train} == {"1"}
