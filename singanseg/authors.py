@@ -35,7 +35,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -52,6 +52,9 @@ from singanseg.saved_model import (
     write_model_json,
 )
 from singanseg.typed import to_mapping
+
+if TYPE_CHECKING:
+    from singanseg.io import Pair
 
 log = logging.getLogger(__name__)
 
@@ -600,6 +603,19 @@ def _coarsest_mismatch(stored: torch.Tensor, rgba, cfg: SinGANConfig, where: str
     return None
 
 
+def authors_numbering(data_dir: str | os.PathLike) -> list[tuple[int, Pair]]:
+    """The pairs of `data_dir` (images/, masks/) with the authors' id of each: (n, pair), n = 1...N.
+
+    The authors' ids 1...N are the positions of the Kvasir-SEG names in natural-sort order
+    (paper.md s3, verified; singanseg.io.natural_sorted, the order list_pairs gives). One
+    function for every place that maps their ids to ours (their checkpoints, here; their
+    released synthetic pairs, pipeline/segment/external.py), so the mapping cannot drift.
+    """
+    from singanseg.io import list_pairs
+
+    return list(enumerate(list_pairs(data_dir), 1))
+
+
 def import_for_data(
     src: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -617,9 +633,8 @@ def import_for_data(
     `only`: import these pair ids (a shard); the ids are still positions in the whole folder.
     """
     from singanseg.api import read_inputs
-    from singanseg.io import list_pairs
 
-    numbered = [(n, p) for n, p in enumerate(list_pairs(data_dir), 1) if only is None or p.id in only]
+    numbered = [(n, p) for n, p in authors_numbering(data_dir) if only is None or p.id in only]
     pairs = [p for _, p in numbered]
     found = {i: w for i, w, _ in find_checkpoints(src)}
     missing = [f"{p.id} (authors' id {n})" for n, p in numbered if str(n) not in found]
@@ -643,6 +658,7 @@ def import_for_data(
 
 
 __all__ = [
+    "authors_numbering",
     "import_for_data",
     "input_mismatch",
     "ALLOWED",

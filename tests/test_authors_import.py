@@ -11,7 +11,6 @@ loads allowed by their real classes (the test trusts files it wrote itself).
 from __future__ import annotations
 
 import argparse
-import builtins
 import contextlib
 import hashlib
 import io
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import authors_train, quiet_prints, random_rgba
 from torch import nn
 
 from singanseg import api
@@ -43,58 +43,12 @@ NFC = 8
 CKPT_ID = "17"
 
 
-@contextlib.contextmanager
-def _quiet():
-    saved = builtins.print  # the authors' code prints every network and image shape
-    builtins.print = lambda *a, **k: None
-    try:
-        yield
-    finally:
-        builtins.print = saved
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
-
-
-def _rgba(h=H, w=W, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    mask[h // 4 : h // 2 + 5, w // 4 : w // 2 + 4] = 255
-    return np.concatenate([img, mask[..., None]], axis=2)
-
-
-def _authors_train(workdir: Path, rgba: np.ndarray, seed: int = 3) -> Path:
-    """The authors' training.py::train on `rgba`; returns its folder of the four .pth files."""
-    RT = pytest.importorskip("singan_seg_polyp.SinGAN.training")
-    RF = pytest.importorskip("singan_seg_polyp.SinGAN.functions")
-    from singan_seg_polyp.config import get_arguments
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_png(workdir / "x.png", rgba)
-    opt = get_arguments().parse_args([])  # the released defaults (min_size 25, max_size 250, ...)
-    opt.nc_im = opt.nc_z = 4
-    opt.nfc = opt.min_nfc = NFC
-    opt.niter = 2
-    opt.not_cuda = True
-    opt.input_dir, opt.input_name, opt.mode, opt.manualSeed = str(workdir), "x.png", "train", seed
-    cwd = os.getcwd()
-    os.chdir(workdir)  # generate_dir2save writes under ./TrainedModels
-    try:
-        with _quiet():
-            opt = RF.post_config(opt)
-            opt.device = torch.device("cpu")
-            real = RF.read_image(opt)
-            RF.adjust_scales2image(real, opt)
-            RT.train(opt, [], [], [], [])
-    finally:
-        os.chdir(cwd)
-    return workdir / opt.out_
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +58,11 @@ def release(tmp_path_factory) -> Path:
     pytest.importorskip("skimage")
     pytest.importorskip("sklearn")
     tmp = tmp_path_factory.mktemp("authors")
-    rgba = _rgba()
+    rgba = random_rgba(H, W)
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        trained = _authors_train(tmp / "train", rgba)
+        trained = authors_train(tmp / "train", rgba, nfc=NFC, niter=2)
     finally:
         torch.set_num_threads(saved)
     root = tmp / "release"
@@ -264,7 +218,7 @@ def _authors_sample(release: Path, out: Path, gen_start_scale: int, python_seed:
 
     random.seed(python_seed)
     with (
-        _quiet(),
+        quiet_prints(),
         torch.serialization.safe_globals(_authors_classes()),
         _skip_discarded_draws(gen_start_scale),
         _patched(GD, "get_arguments", get_arguments),
@@ -334,7 +288,7 @@ def test_training_into_an_imported_model_says_why_not(release, imported, tmp_pat
     model = api.load(imported)
     # the very pair and config it was imported with: skipped like a trained model
     assert api.finished_model(imported, model.config, 5, rgba[..., :3], rgba[..., 3]) == {"seed": None, "scales": N_SCALES}
-    other = _rgba(seed=1)
+    other = random_rgba(H, W, seed=1)
     with pytest.raises(api.IncompatibleModelError, match="no critic, optimiser or random state"):
         api.finished_model(imported, model.config, 5, other[..., :3], other[..., 3])
     with pytest.raises(api.IncompatibleModelError, match=r"imported from the authors' checkpoint '17'.*config differs"):
@@ -363,7 +317,7 @@ def test_train_many_skips_an_imported_model_of_its_pair_and_names_a_mismatch(rel
     data, out = tmp_path / "data", tmp_path / "models"
     write_png(data / "images" / f"{CKPT_ID}.png", rgba[..., :3])
     write_png(data / "masks" / f"{CKPT_ID}.png", rgba[..., 3])
-    other = _rgba(seed=1)
+    other = random_rgba(H, W, seed=1)
     write_png(data / "images" / "18.png", other[..., :3])
     write_png(data / "masks" / "18.png", other[..., 3])
     shutil.copytree(imported, out / CKPT_ID)
@@ -383,7 +337,7 @@ def test_import_for_data_maps_ids_by_natural_sort_and_checks_the_reals(release, 
     must be its pair's, else the mapping is refused naming both."""
     from singanseg.authors import import_for_data
 
-    rgba, other = np.load(release.parent / "rgba.npy"), _rgba(seed=1)
+    rgba, other = np.load(release.parent / "rgba.npy"), random_rgba(H, W, seed=1)
     good = release / "TrainedModels_1_clean" / CKPT_ID
     src = tmp_path / "release"
     for i in ("1", "2"):
@@ -592,7 +546,7 @@ def test_truncated_and_mismatched_files_are_named(release, tmp_path):
         RM = pytest.importorskip("singan_seg_polyp.SinGAN.models")
         Gs = _trusted_load(ckpt / "Gs.pth")
         opt = argparse.Namespace(nc_im=4, nfc=2 * NFC, min_nfc=2 * NFC, ker_size=3, num_layer=5, padd_size=0)
-        with _quiet():
+        with quiet_prints():
             Gs[1] = RM.GeneratorConcatSkip2CleanAdd(opt)
         torch.save(Gs, ckpt / "Gs.pth")
 

@@ -356,6 +356,10 @@ README_LINES: dict[str, tuple[str, ...]] = {
         "tests/test_readme.py::test_library_commands_run_as_written",),
     r"\.venv/bin/singanseg (import-authors \S+ --out|info) \S+": (
         "tests/test_authors_import.py::test_cli_import_and_info_show_provenance",),
+    r"\.venv/bin/dvc exp run -S singan\.source=authors -S singan\.authors_dir=/path/to/TrainedModels": (
+        "tests/test_authors_pipeline.py::test_readme_authors_line_runs_every_stage_and_the_report_names_the_source",),
+    r"\.venv/bin/python -m pipeline\.segment --grid B --set external_synthetic\.folders\.singan_st1to1000=\S+": (
+        "tests/test_segment_external.py::test_readme_segment_line_trains_grid_b_on_the_authors_pairs_without_a_generator",),
     r"\.venv/bin/python -m pipeline\.metrics fid real/images synthetic/images": ("run",),
     r"\.venv/bin/python -m pipeline\.metrics sifid real/images synthetic/images --dims 64": (
         "offline: --network inception_fid",),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import run_pipeline
+from helpers import run_pipeline, worktree_copy
 
 pytestmark = pytest.mark.slow
 
@@ -45,17 +45,7 @@ def _run(cmd: list[str], root: Path, timeout: int = 1800) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def project(repo_root, tmp_path_factory):
     """A fresh copy of the working tree (tracked and untracked, not ignored files), as git sees it."""
-    root = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo_root,
-                           capture_output=True, text=True, check=True).stdout.split("\0")  # fmt: skip
-    for f in filter(None, files):
-        src = repo_root / f
-        if src.is_file() and not f.startswith(("reports/", "mlflow.db")):
-            (root / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / f)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"]):  # fmt: skip
-        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    root = worktree_copy(repo_root, tmp_path_factory.mktemp("project"))
     t0 = time.monotonic()
     # a failure or timeout names the stage it was in and the log's last line (tests/helpers.py)
     run_pipeline([str(BIN / "dvc"), "repro"], root, _env(root), 1800, root / ".repro-log")

@@ -25,7 +25,6 @@ mutations these tests catch are listed in docs/deviations/equivalence_mutations.
 from __future__ import annotations
 
 import argparse
-import builtins
 import contextlib
 import copy
 import inspect
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_prints, random_rgba
 
 pytest.importorskip("skimage")
 pytest.importorskip("sklearn")
@@ -87,24 +87,6 @@ def _opt(cfg: SinGANConfig, scale_factor: float, tmp_path) -> argparse.Namespace
     )
 
 
-@contextlib.contextmanager
-def _quiet():
-    saved = builtins.print  # the reference prints every network it builds
-    builtins.print = lambda *a, **k: None
-    try:
-        yield
-    finally:
-        builtins.print = saved
-
-
-def _rgba(h=40, w=34, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
-    mask = np.zeros((h, w), np.uint8)
-    mask[h // 4 : h // 2 + 5, w // 4 : w // 2 + 4] = 255
-    return np.concatenate([img, mask[..., None]], axis=2)
-
-
 def _max_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
@@ -122,7 +104,7 @@ def test_imresize_reference_is_bit_identical():
 
 def test_pyramid_matches_adjust_scales2image(tmp_path):
     cfg = SinGANConfig(max_size=60, min_size=20, resize="reference")
-    rgba = _rgba(75, 52)
+    rgba = random_rgba(75, 52)
     opt = _opt(cfg, cfg.scale_factor, tmp_path)
     real_ = RF.np2torch(rgba, opt)
     real = RF.adjust_scales2image(real_, opt)
@@ -231,7 +213,7 @@ def _reference_run(
     train_single_scale = RT.train_single_scale if mode == "accumulate" else _per_step_reference()
     torch.manual_seed(SEED)
     Gs, Zs, amps, in_s, nfc_prev, prev, out = [], [], [], 0, 0, None, []
-    with _quiet(), _reference_milestone(cfg.lr_milestone):
+    with quiet_prints(), _reference_milestone(cfg.lr_milestone):
         for scale_num in range(len(reals)):
             # training.py::train's arithmetic, with nfc_growth_every in place of its 4
             growth = 2 ** math.floor(scale_num / cfg.nfc_growth_every)
@@ -329,7 +311,7 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def pyramid():
     cfg = _cfg()
-    rgba = _rgba(*SHAPE)
+    rgba = random_rgba(*SHAPE)
     reals, spec = build_pyramid(rgba, cfg)
     return rgba, reals, spec
 
@@ -425,7 +407,7 @@ def _reference_samples(model, gen_start_scale: int, num: int, tmp_path):
     stem = f"{tmp_path}/chk_id_m_gen_scale_{gen_start_scale}_0"
     out = []
     for _ in range(num):
-        with _quiet(), _reference_skips_discarded_draws(gen_start_scale, 1):
+        with quiet_prints(), _reference_skips_discarded_draws(gen_start_scale, 1):
             x = RM.SinGAN_generate_clean(
                 model.Gs,
                 model.Zs,
@@ -496,7 +478,7 @@ PROD_TOL_AMP = 2e-2
 def test_production_defaults_stay_close_to_the_reference(tmp_path):
     ref_cfg = _cfg(niter=2, lr_milestone=1600)
     prod = _cfg(niter=2, lr_milestone=1600, resize="torch", adam_impl="fused")
-    rgba = _rgba(*SHAPE)
+    rgba = random_rgba(*SHAPE)
     reals, spec = build_pyramid(rgba, ref_cfg)
     ref = _reference_run(ref_cfg, reals, spec.scale_factor, tmp_path / "ref", "accumulate")
     ours = _our_run(prod, rgba, tmp_path / "ours")

@@ -7,6 +7,7 @@ Sources: ../shared/docs/paper.md sections 3 (folds) and 5 (recipe, grids A and B
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,38 @@ class PathParams:
     # (paper.md section 1, "Sampling"; CSV names FAKE_scale_0_*)
     singan_variant: str = "gss0"
     out: str = "metrics/segmentation"
+
+
+# the SinGAN-Seg sets the grids read: "singan" (FAKE_k, no style transfer) and
+# "singan_st<c>to<s>" (FAKE_k_ST<c>to<s>, grid B's FAKE); pipeline/segment/experiments.py
+SINGAN_SET = re.compile(r"^singan(?:_st\d+to\d+)?$")
+
+
+@dataclass(frozen=True)
+class ExternalSyntheticParams:
+    """Issue 24, our option: SinGAN-Seg sets read from folders outside the pipeline instead of
+    synthetic/<set>/<singan_variant>/, e.g. the authors' released 10,000 pairs (paper.md s1,
+    "Released artefacts"), so grids A and B run on their synthetic data without any generator
+    of ours (pipeline/segment/external.py; docs/deviations/authors.md)."""
+
+    # set -> folder, e.g. {singan_st1to1000: /data/singan-seg-10k}; {} = every set from the
+    # generate/stylize stages (the default, as the paper's pipeline)
+    folders: dict[str, str] = field(default_factory=dict)
+    # "ours": images/<real id>_<n>.png + masks/; "authors": chk_id_<id>_gen_scale_<s>_<n>_img[_ST].png +
+    # ..._mask.png, <id> = natural-sort position of the real name (paper.md s1, s3); "auto": by the names
+    naming: Literal["auto", "ours", "authors"] = "auto"
+    # authors' naming: the gen_scale_<s> files taken; 0 = every segmentation run (paper.md s1, "Sampling")
+    gen_start_scale: int = 0
+
+    def validate(self, where: str) -> None:
+        for name in self.folders:
+            if not SINGAN_SET.match(name):
+                raise ConfigError(
+                    f"{where}.folders.{name}: not a SinGAN-Seg set the grids read (singan, singan_st<c>to<s>, "
+                    f"e.g. singan_st1to1000)"
+                )
+        if self.gen_start_scale < 0:
+            raise ConfigError(f"{where}.gen_start_scale: must be >= 0, got {self.gen_start_scale}")
 
 
 @dataclass(frozen=True)
@@ -129,6 +162,8 @@ class SegmentParams:
     # issue 22 s3: every (grid, experiment, fold, protocol, N) trains once per seed (model
     # initialisation, augmentation and batch order); the authors ran one (paper.md section 5)
     seeds: tuple[int, ...] = (0,)
+    # issue 24, our option: SinGAN-Seg sets from folders outside the pipeline (default: none)
+    external_synthetic: ExternalSyntheticParams = field(default_factory=ExternalSyntheticParams)
     # issue 23 s2, our option: leave synthetic pairs whose mask is empty out of every training set
     # (SinGAN-Seg and baseline samples alike); false = the paper, which kept them
     drop_empty_synthetic: bool = False

@@ -8,6 +8,9 @@ Names are readable and parseable:
   samples, ST 1:1000), `B/REAL+FAKE_N10`, and per baseline GAN `B/FASTGAN_N10`,
   `B/REAL+FASTGAN_N10`.
 
+The SinGAN-Seg sets come from synthetic/<set>/<variant>/ or, per set, from a folder that
+`segment.external_synthetic` names (the authors' released pairs; pipeline/segment/external.py).
+
 Leakage rule (paper.md section 3): synthetic training data for a fold comes only from the
 SinGAN-Seg models of that fold's *training* images; the sample ids `<srcid>_<n>` map back
 to their real image. Under the `clean` protocol the validation images' SinGANs are left
@@ -25,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.segment.config import Protocol, SegmentParams
+from pipeline.segment.external import external_pairs
 from singanseg.io import InputError, Pair, displayed_size, list_pairs, read_mask
 
 _A = re.compile(r"^(?P<real>REAL\+)?FAKE_(?P<k>[1-9]\d*)(?:_ST(?P<st>\d+to\d+))?$")
@@ -149,23 +153,41 @@ def _empty_mask(pair: Pair) -> bool:
         raise ExperimentError(f"synthetic pair {pair.id}: {e}") from None
 
 
-def _synthetic_singan(exp: Experiment, root: Path, src_ids: list[str], fold_txt: str) -> list[Pair]:
-    folder = root
+def _singan_pairs(exp: Experiment, params: SegmentParams, root: Path, fold_txt: str) -> tuple[Path, list[Pair], str]:
+    """(folder, pairs, how a missing pair is named) of the experiment's SinGAN-Seg set: from
+    synthetic/<set>/<variant>/ (the generate/stylize stages), or from the folder that
+    `segment.external_synthetic` names for the set (issue 24; pipeline/segment/external.py)."""
+    ext = params.external_synthetic
+    where = f"experiment {exp.name} ({fold_txt})"
+    if exp.source in ext.folders:
+        folder = Path(ext.folders[exp.source]).expanduser()
+        folder = folder if folder.is_absolute() else root / folder
+        try:
+            pairs = external_pairs(folder, exp.source != "singan", ext.naming, ext.gen_start_scale, root / params.paths.real)
+        except InputError as e:
+            raise ExperimentError(f"{where}: segment.external_synthetic.folders.{exp.source}: {e}") from None
+        return folder, pairs, "sample {} (<real id>_<n>)"
+    folder = root / params.paths.synthetic / exp.source / params.paths.singan_variant
     if not folder.is_dir():
         raise ExperimentError(
-            f"experiment {exp.name} ({fold_txt}): synthetic set {folder} not found "
+            f"{where}: synthetic set {folder} not found "
             f"(run the generate{'/stylize' if 'st' in (exp.source or '') else ''} stage first)"
         )
     try:
-        by_id = {p.id: p for p in list_pairs(folder)}
+        return folder, list_pairs(folder), "images/{}.png"
     except InputError as e:
-        raise ExperimentError(f"experiment {exp.name} ({fold_txt}): {e}") from None
+        raise ExperimentError(f"{where}: {e}") from None
+
+
+def _synthetic_singan(exp: Experiment, params: SegmentParams, root: Path, src_ids: list[str], fold_txt: str) -> list[Pair]:
+    folder, pairs, shown = _singan_pairs(exp, params, root, fold_txt)
+    by_id = {p.id: p for p in pairs}
     wanted = [f"{s}_{n}" for s in src_ids for n in range(exp.samples)]
     missing = [w for w in wanted if w not in by_id]
     if missing:
         raise ExperimentError(
             f"experiment {exp.name} ({fold_txt}): {len(missing)} of {len(wanted)} synthetic pairs missing "
-            f"in {folder}, e.g. images/{missing[0]}.png ({exp.samples} samples per training image needed)"
+            f"in {folder}, e.g. {shown.format(missing[0])} ({exp.samples} samples per training image needed)"
         )
     return [by_id[w] for w in wanted]
 
@@ -246,11 +268,10 @@ def resolve(name: str, fold: int, protocol: Protocol, params: SegmentParams, roo
 
     train: list[Pair] = [real[i] for i in train_ids] if exp.use_real else []
     if exp.source is not None:
-        syn_root = root / paths.synthetic
         if exp.source.startswith("singan"):
-            synthetic = _synthetic_singan(exp, syn_root / exp.source / paths.singan_variant, train_ids, fold_txt)
+            synthetic = _synthetic_singan(exp, params, root, train_ids, fold_txt)
         else:
-            synthetic = _synthetic_baseline(exp, syn_root, fold_txt)
+            synthetic = _synthetic_baseline(exp, root / paths.synthetic, fold_txt)
         if params.drop_empty_synthetic:
             synthetic = [p for p in synthetic if not _empty_mask(p)]
         train += synthetic

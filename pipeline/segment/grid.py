@@ -11,7 +11,8 @@ the grid are removed so that reports never show stale numbers.
 
 The fingerprint covers the segment params (without `track`), the experiment, the fold,
 and every input pair's id and file sizes (train, val, test per protocol, grid A's extra test
-sets); the seed list, the predictions count and the extra test sets only where they apply.
+sets); the seed list, the predictions count, the extra test sets and the external synthetic
+folders (`external_synthetic`) only where they apply.
 Sizes rather than content hashes: PNG sizes change with content in practice, and hashing
 every synthetic image of a paper grid on each rerun would cost minutes.
 """
@@ -42,6 +43,10 @@ def fingerprint(name: str, fold: int, params: SegmentParams, root: str | Path = 
     # results), the predictions count (only one cell writes them) and the external test sets
     # (grid A's only) enter below where they apply, not through every cell's settings.
     settings = {k: v for k, v in to_mapping(params).items() if k not in ("track", "seeds", "predictions", "extra_test")}
+    if not params.external_synthetic.folders:
+        # issue 24: the option enters only where it is used, so that adding it left the
+        # fingerprint of every cell of the default pipeline as it was (no retraining)
+        settings.pop("external_synthetic")
     h.update(f"{name}|{fold}|{seed}|{params_hash(settings)}".encode())
     if writes_predictions(params, grid, fold, seed):
         h.update(f"|predictions:{params.predictions}".encode())
