@@ -136,11 +136,17 @@ def toy_sweep(tmp_path_factory):
     (repo / ".venv").symlink_to(bin_dir.parent)  # the README's `.venv/bin/dvc`
     (repo / ".gitignore").write_text(".venv\n")
     swept = ["profile", "data.source", "data.folder", "generate.num_samples"]
-    stages = {}
+    # a generating stage whose outputs (named like the real ones, with and without a slash) are
+    # the metrics stages' deps: their hashes differ per experiment, as in a real sweep
+    gen = ("import yaml, pathlib; p = yaml.safe_load(open('params.yaml')); "
+           "[(pathlib.Path(d).mkdir(parents=True, exist_ok=True), (pathlib.Path(d) / 'n.txt').write_text(repr(p['generate'])))"
+           " for d in ('synthetic', 'models/singan/shard0')]")  # fmt: skip
+    stages = {"gen": {"cmd": f'{sys.executable} -c "{gen}"', "params": swept,
+                      "outs": [{"synthetic": {"cache": False}}, {"models/singan/shard0": {"cache": False}}]}}  # fmt: skip
     for i, m in enumerate(metrics):  # one toy stage per metrics file, with the full JSON it sits beside
         full = [o for o in outs if o == m.replace("brief_", "")]
         stages[f"s{i}"] = {"cmd": f"{sys.executable} fake_stage.py {m} {' '.join(full)}", "params": swept,
-                           "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
+                           "deps": ["synthetic", "models/singan/shard0"], "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "120", "PYTHONPATH": str(ROOT),
            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
