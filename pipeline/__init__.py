@@ -6,7 +6,7 @@ not activated `python` is the system's, which lacks torch, natsort, ... Then:
 - under DVC (a `dvc` process above us), the stage re-runs itself with the interpreter that
   runs `dvc` (`.venv/bin/dvc ...` -> `.venv/bin/python`), with that interpreter's bin folder
   first on PATH so the stage's own subprocesses use it too;
-- else, with the repository's `.venv/bin/python` when there is one;
+- else (or when that one lacks them too), with the repository's `.venv/bin/python`;
 - else it stops in one line saying how to run it (exit 2).
 Only the standard library is used here.
 """
@@ -28,18 +28,28 @@ def _missing() -> list[str]:
 
 
 def _dvc_python() -> str | None:
-    """The interpreter of the nearest `dvc` process above this one (Linux /proc), if any."""
+    """The interpreter of the nearest `dvc` process above this one (Linux /proc), if any.
+
+    As it was started (`argv[0]`: for `.venv/bin/dvc`, the venv python of its shebang), not
+    /proc/<pid>/exe: a venv's python is a symlink to the base interpreter, which /proc resolves,
+    and the base interpreter lacks the venv's packages."""
     pid = os.getppid()
     for _ in range(8):
         proc = Path(f"/proc/{pid}")
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0")]
             exe = os.readlink(proc / "exe")
             stat = (proc / "stat").read_text()
         except OSError:
             return None
-        words = [Path(a.decode(errors="replace")).name for a in argv[:2]]
+        words = [Path(a).name for a in argv[:2]]
         if "dvc" in words and "python" in Path(exe).name:
+            first = argv[0]
+            if os.sep in first and "python" in Path(first).name:
+                try:  # a relative argv[0] is relative to that process's working directory
+                    return os.path.join(os.readlink(proc / "cwd"), first)
+                except OSError:
+                    pass
             return exe
         pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid
         if pid <= 1:
@@ -58,12 +68,23 @@ def _candidates() -> list[str]:
     return [c for c in out if os.path.abspath(c) != os.path.abspath(sys.executable)]
 
 
+def _has_deps(python: str) -> bool:
+    """Whether `python` imports the dependencies (e.g. a pipx `dvc`'s own python does not)."""
+    import subprocess
+
+    code = f"import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in {_NEEDED!r}))"
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def _guard() -> None:
     missing = _missing()
     if not missing:
         return
     if not os.environ.get(_GUARD):
-        for python in _candidates():
+        for python in (c for c in _candidates() if _has_deps(c)):
             env = dict(os.environ, **{_GUARD: "1"})
             # the stage's children (`python -m ...` inside pipeline.infra.timed) find the same one.
             # abspath, not realpath: a venv's python is a link, and its bin/ is what counts

@@ -43,6 +43,29 @@ def test_wrong_interpreter_fails_in_one_line(tmp_path):
     assert len(lines) == 1 and "lacks the suite's dependencies" in lines[0] and "pipeline.x" in lines[0]
 
 
+def test_stage_under_dvc_reruns_with_dvcs_venv_python(tmp_path):
+    """A stage that DVC starts with a `python` lacking the dependencies re-runs itself with the
+    interpreter of `.venv/bin/dvc` (its shebang's venv python), even though that python is a
+    symlink to a base interpreter without the venv's packages (/proc/<pid>/exe names the base)."""
+    import venv
+
+    bare = tmp_path / "bare"  # the `python` on PATH: no site-packages of the suite's
+    venv.create(bare, with_pip=False, symlinks=True)
+    proj = tmp_path / "proj"
+    (proj / "pipeline").mkdir(parents=True)
+    shutil.copy(ROOT / "pipeline" / "__init__.py", proj / "pipeline")
+    (proj / "pipeline" / "x.py").write_text("import sys, natsort\nprint('ran', sys.prefix)\n")
+    dvc = tmp_path / "bin" / "dvc"  # what pip writes: a script whose shebang is the venv's python
+    dvc.parent.mkdir()
+    dvc.write_text(f"#!{sys.executable}\nimport subprocess, sys\n"
+                   "sys.exit(subprocess.call('python -m pipeline.x', shell=True))\n")  # fmt: skip
+    dvc.chmod(0o755)
+    env = {k: v for k, v in clean_env().items() if k != "SINGANSEG_INTERPRETER_GUARD"}
+    env["PATH"] = f"{bare / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    r = subprocess.run([str(dvc)], cwd=proj, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ran", sys.prefix], r.stdout
+
 def test_readme_cheap_lines_in_clean_shell():
     for cmd in (".venv/bin/python -m pipeline.data.feasibility", "python -m pipeline.data.feasibility",
                 ".venv/bin/singanseg --help", ".venv/bin/python -m pipeline.plan --profile paper"):
@@ -113,11 +136,17 @@ def toy_sweep(tmp_path_factory):
     (repo / ".venv").symlink_to(bin_dir.parent)  # the README's `.venv/bin/dvc`
     (repo / ".gitignore").write_text(".venv\n")
     swept = ["profile", "data.source", "data.folder", "generate.num_samples"]
-    stages = {}
+    # a generating stage whose outputs (named like the real ones, with and without a slash) are
+    # the metrics stages' deps: their hashes differ per experiment, as in a real sweep
+    gen = ("import yaml, pathlib; p = yaml.safe_load(open('params.yaml')); "
+           "[(pathlib.Path(d).mkdir(parents=True, exist_ok=True), (pathlib.Path(d) / 'n.txt').write_text(repr(p['generate'])))"
+           " for d in ('synthetic', 'models/singan/shard0')]")  # fmt: skip
+    stages = {"gen": {"cmd": f'{sys.executable} -c "{gen}"', "params": swept,
+                      "outs": [{"synthetic": {"cache": False}}, {"models/singan/shard0": {"cache": False}}]}}  # fmt: skip
     for i, m in enumerate(metrics):  # one toy stage per metrics file, with the full JSON it sits beside
         full = [o for o in outs if o == m.replace("brief_", "")]
         stages[f"s{i}"] = {"cmd": f"{sys.executable} fake_stage.py {m} {' '.join(full)}", "params": swept,
-                           "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
+                           "deps": ["synthetic", "models/singan/shard0"], "metrics": [{m: {"cache": False}}], "outs": [{o: {"cache": False}} for o in full]}  # fmt: skip
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "120", "PYTHONPATH": str(ROOT),
            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip

@@ -108,22 +108,52 @@ def test_failed_paper_run_keeps_the_data_and_says_how_to_get_back(repo_root, clo
     assert "profile: smoke" in (clone / "params.yaml").read_text()
 
 
+def _fresh_shell_env() -> dict:
+    """A shell with nothing activated: no venv on PATH, no PYTHONPATH, no VIRTUAL_ENV."""
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and Path(p).resolve() != BIN.resolve() and ".venv" not in p)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    return env | {"PATH": path, "DVC_NO_ANALYTICS": "1"}
+
+
+def _git_status(clone: Path) -> list[str]:
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"], cwd=clone, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    return [line[3:] for line in out.splitlines()]
+
+
 @pytest.mark.long
-@pytest.mark.slow  # the whole smoke pipeline: ~3 minutes on 2 idle cores
+@pytest.mark.slow  # the whole smoke pipeline: ~12 CPU-minutes (30 min wall on 2 cores shared with other runs)
 @pytest.mark.shared_data
 def test_readme_own_data_line_whole_pipeline_reports_folder(repo_root, clone, kvasir_dir, tmp_path):
-    need = minimum_pairs(clone / "params.yaml")
-    folder = _pairs(kvasir_dir, need, tmp_path / "pairs")
-    args = [a.replace(README_DIR, str(folder)) for a in _readme_line(repo_root)]
+    """The README's line as written (`.venv/bin/dvc exp run ...`) in a fresh shell on 8 real pairs
+    (issue 27's acceptance): its own report folder, folder and pair count in the header, no
+    "phantom", the committed smoke report untouched, and `git status` showing what the README says."""
+    from helpers import run_pipeline
+
+    n = max(minimum_pairs(clone / "params.yaml"), 8)
+    folder = _pairs(kvasir_dir, n, tmp_path / "pairs")
+    line = [a.replace(README_DIR, str(folder)) for a in _readme_line(repo_root)]
+    assert line[0] == ".venv/bin/dvc", line
+    (clone / ".venv").symlink_to(BIN.parent)  # what `make demo` creates in a clone (git-ignored)
     committed = (clone / "reports" / "smoke" / "README.md").read_bytes()
-    r = _dvc(clone, args, timeout=1800)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"data: {need} pairs from folder" in r.stdout
+    assert _git_status(clone) == []
+    log = run_pipeline(line, clone, _fresh_shell_env(), 3600, tmp_path / "own-data.log")
+    assert f"data: {n} pairs from folder" in log
     # issue 27 s2: an own-data run writes its own report folder, never the committed smoke one,
     # states folder and pair count, and never says phantom
-    report = (clone / "reports" / f"smoke-folder-{folder.name}" / "README.md").read_text()
-    assert f"- Data: `folder`, folder `{folder}`, {need} pairs" in report
+    own = f"reports/smoke-folder-{folder.name}/"
+    report = (clone / own / "README.md").read_text()
+    assert f"- Data: `folder`, folder `{folder}`, {n} pairs" in report
     assert "phantom" not in report.lower()
     assert (clone / "reports" / "smoke" / "README.md").read_bytes() == committed
     assert f"smoke-folder-{folder.name}/README.md" in (clone / "reports" / "README.md").read_text()
-    assert len(_manifest(clone)) == need
+    assert len(_manifest(clone)) == n
+    # `git status` shows only what the README says the run changes
+    readme = " ".join((repo_root / "README.md").read_text().split())
+    said = "`git status` then shows `params.yaml`, `dvc.lock`, `metrics/headline/` and `reports/README.md` modified"
+    assert said in readme and "and the new report folder untracked" in readme
+    changed = _git_status(clone)
+    assert own in changed, changed
+    assert all(path in ("params.yaml", "dvc.lock", "reports/README.md", own) or path.startswith("metrics/headline/")
+               for path in changed), changed  # fmt: skip
