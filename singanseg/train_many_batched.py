@@ -38,7 +38,7 @@ from singanseg.config import SinGANConfig, config_from_dict
 from singanseg.device import resolve_device
 from singanseg.executors import ExecutorConfig, Skipped, TaskResult, describe_error, run_tasks
 from singanseg.imresize import output_length
-from singanseg.io import Pair, list_pairs
+from singanseg.io import Pair, displayed_size, list_pairs
 from singanseg.pyramid import adjust_scales
 from singanseg.saved_model import MODEL_JSON, read_model_json
 from singanseg.train_many import image_seed
@@ -170,9 +170,12 @@ def plan_key(pair: Pair, folder: Path, cfg: SinGANConfig, seed: int | None):
                 return Skipped(done)
             finished = resumable_scales(read_model_json(folder), folder, cfg, seed)
         with Image.open(pair.image) as im, Image.open(pair.mask) as mask:  # headers only
-            if im.size != mask.size:
+            # as displayed (EXIF orientation), the size open_model's readers return: a rotated
+            # phone JPEG is planned by the size it is trained at, and its mask drawn on it matches
+            size, mask_size = displayed_size(im), displayed_size(mask)
+            if size != mask_size:
                 return UNPLANNED  # so it does not take a place in the chunk of its image size
-            width, height = im.size
+            width, height = size
         spec = adjust_scales(height, width, cfg, str(pair.image))
     except Exception:  # noqa: BLE001 - reported by the task, in open_model's words
         return UNPLANNED

@@ -128,3 +128,24 @@ def test_an_edited_scale_record_is_refused(tmp_path):
     (out / "scale_1.json").write_text(json.dumps(rec))
     with pytest.raises(CheckpointError, match=r"scale_1\.json: does not match model\.json's scale_records_sha256\[1\]"):
         SinGANSeg.load(out)
+
+
+def test_ray_planner_buckets_by_the_displayed_size(tmp_path):
+    """train_many_batched.plan_key read the stored header size: an EXIF-rotated JPEG with its
+    mask drawn on the displayed image was UNPLANNED (sizes 'differ') and one of stored size
+    was planned into a bucket its decoded pyramid does not have."""
+    from singanseg.api import open_model
+    from singanseg.config import SinGANConfig
+    from singanseg.io import Pair, write_png
+    from singanseg.train_many_batched import UNPLANNED, bucket_key, plan_key
+
+    cfg = SinGANConfig(max_size=32, min_size=16, nfc=8, min_nfc=8, niter=4, lr_milestone=3)
+    img = _rotated_jpeg(tmp_path / "images" / "a.jpg", (24, 40))  # displayed 24 wide, 40 high
+    mask = np.zeros((40, 24), np.uint8)
+    mask[10:30, 6:18] = 255
+    good = Pair("a", img, write_png(tmp_path / "masks" / "a.png", mask))  # drawn on the displayed image
+    key = plan_key(good, tmp_path / "m" / "a", cfg, 1)
+    assert key != UNPLANNED
+    assert key == bucket_key(open_model(good.image, good.mask, tmp_path / "m2" / "a", cfg, 1))
+    stored = Pair("a", img, write_png(tmp_path / "masks2" / "a.png", mask.T.copy()))  # the stored size
+    assert plan_key(stored, tmp_path / "m3" / "a", cfg, 1) == UNPLANNED

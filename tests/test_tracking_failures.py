@@ -3,6 +3,7 @@ line naming the URI or file (and the fix), within seconds, with nothing touched.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -201,6 +202,66 @@ def test_a_new_store_in_a_read_only_folder_is_one_line_within_seconds(read_only_
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{ro}: cannot create the MLflow store mlflow.db" in lines[0], lines
     assert list(ro.iterdir()) == []
+
+
+@contextlib.contextmanager
+def _locked_by_another_process(db: Path, how: str):
+    """Another process holding `BEGIN <how>` on db until the block ends (EXCLUSIVE blocks
+    even reads, so quick_check waits; IMMEDIATE lets reads through and blocks the write probe)."""
+    code = (
+        "import sqlite3, sys, time\n"
+        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        f"con.execute('BEGIN {how}')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("how", ["EXCLUSIVE", "IMMEDIATE"])
+def test_a_store_locked_by_another_process_is_one_line(how, store_bytes, tmp_path):
+    """It was sqlite's own `database is locked` traceback after 30 s. The bound is
+    mlflow_tracker.LOCK_WAIT_S, set to 2 s here through the stage's real entry point."""
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(store_bytes)
+    (tmp_path / "params.yaml").write_text("profile: paper\ndata:\n  source: phantom\n  phantom: {count: 2}\n")
+    run_stage = (
+        "import runpy, sys\nfrom pipeline.infra import mlflow_tracker as mt\nmt.LOCK_WAIT_S = 2\n"
+        "sys.argv = ['pipeline.data', '--params', 'params.yaml', '--out', 'd']\n"
+        "runpy.run_module('pipeline.data', run_name='__main__', alter_sys=True)\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "PYTHONPATH": str(REPO)}
+    with _locked_by_another_process(db, how):
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", run_stage], capture_output=True, text=True, env=env,
+                              timeout=300, cwd=tmp_path)  # fmt: skip
+        took = time.monotonic() - t0
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"{db}: the MLflow store is still locked after 2 s: another process holds the lock" in lines[0]
+    assert "wait for it to finish or stop it" in lines[0]
+    assert took < 2 + 30, took  # the bound, plus the stage's start (imports) on a loaded machine
+    assert db.read_bytes() == store_bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "params.yaml"]
+
+
+def test_the_lock_bound_is_a_parameter(store_bytes, tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(store_bytes)
+    with _locked_by_another_process(db, "EXCLUSIVE"):
+        t0 = time.monotonic()
+        with pytest.raises(mt.TrackingStoreError, match=r"still locked after 1 s: another process holds the lock"):
+            mt.check_local_store(f"sqlite:///{db}", lock_wait=1)
+        assert time.monotonic() - t0 < 10
+    mt.check_local_store(f"sqlite:///{db}", lock_wait=1)  # released: it passes (a failed check is not cached)
+    assert db.read_bytes() == store_bytes
 
 
 def test_a_plain_path_is_one_line(tmp_path):

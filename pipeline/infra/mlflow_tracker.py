@@ -147,6 +147,10 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, attempts: int = 
 # --- a local store: sqlite:///<file> (the default) or a plain path --------------------------
 
 _checked_local: set[str] = set()
+# how long the check waits for another process's lock on a sqlite store (sqlite's busy
+# timeout) before it says so: another stage's writes hold it for milliseconds, so a lock
+# held this long is a process that keeps it (a stuck run, a long transaction)
+LOCK_WAIT_S = 30.0
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -163,7 +167,7 @@ def _fix_hint(path: Path) -> str:  # noqa: ARG001 - one wording for every local-
     return "or set MLFLOW_TRACKING_URI=sqlite:///<a writable folder>/mlflow.db, or track: false"
 
 
-def check_local_store(uri: str) -> None:
+def check_local_store(uri: str, lock_wait: float | None = None) -> None:
     """One line (TrackingStoreError) naming the file and the fix where a local store cannot
     be used, before MLflow is asked (issue 26 item 5: a read-only mlflow.db gave a traceback
     after 9 s, a new db in a read-only folder 109 s of retries, a garbled one an 88-line
@@ -172,8 +176,12 @@ def check_local_store(uri: str) -> None:
     Writability is tried, not read off permission bits (root ignores them, a read-only
     mount ignores them the other way): a write inside a rolled-back transaction
     (`BEGIN IMMEDIATE`, a scratch table, ROLLBACK) leaves the file as it was. A garbled or
-    truncated file fails sqlite's quick_check. Checked once per URI per process."""
+    truncated file fails sqlite's quick_check. A store another process keeps locked for
+    longer than `lock_wait` seconds (default LOCK_WAIT_S) is one line too, naming the file;
+    the check then has written nothing. Checked once per URI per process."""
     import sqlite3
+
+    wait = LOCK_WAIT_S if lock_wait is None else lock_wait
 
     if uri in _checked_local:
         return
@@ -209,7 +217,7 @@ def check_local_store(uri: str) -> None:
         _checked_local.add(uri)
         return
     try:
-        con = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=rw", uri=True, timeout=30, isolation_level=None)
+        con = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=rw", uri=True, timeout=wait, isolation_level=None)
     except sqlite3.Error as e:
         raise TrackingStoreError(f"{path}: cannot open the MLflow store ({e}); make it readable and writable, {_fix_hint(path)}") from None
     try:
@@ -218,8 +226,8 @@ def check_local_store(uri: str) -> None:
             if rows != [("ok",)]:
                 raise sqlite3.DatabaseError(f"quick_check: {'; '.join(str(r[0]) for r in rows[:2])}")
         except sqlite3.DatabaseError as e:
-            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
-                raise
+            if _is_locked(e):
+                raise _locked_error(path, wait) from None
             raise TrackingStoreError(
                 f"{path}: the MLflow store is corrupted or not a database ({e}); move it aside "
                 f"(mv {path} {path}.corrupt) and rerun to start a fresh store, {_fix_hint(path)}"
@@ -228,8 +236,8 @@ def check_local_store(uri: str) -> None:
             con.execute("BEGIN IMMEDIATE")
             con.execute("CREATE TABLE _singanseg_write_probe (x INTEGER)")
         except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise
+            if _is_locked(e):
+                raise _locked_error(path, wait) from None
             raise TrackingStoreError(
                 f"{path}: the MLflow store cannot be written ({e}); make the file and its folder "
                 f"{path.parent} writable (sqlite writes a journal beside it), {_fix_hint(path)}"
@@ -240,6 +248,22 @@ def check_local_store(uri: str) -> None:
     finally:
         con.close()
     _checked_local.add(uri)
+
+
+def _is_locked(e: BaseException) -> bool:
+    # sqlite's SQLITE_BUSY / SQLITE_LOCKED after its busy timeout: "database is locked",
+    # "database table is locked", "database is busy"
+    import sqlite3
+
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
+
+
+def _locked_error(path: Path, wait: float) -> TrackingStoreError:
+    return TrackingStoreError(
+        f"{path}: the MLflow store is still locked after {wait:g} s: another process holds the lock "
+        f"(another stage, an MLflow server on the same file, or a stuck one); wait for it to finish or "
+        f"stop it, then rerun, {_fix_hint(path)}"
+    )
 
 
 def tracking_error(uri: str, what: str, error: BaseException) -> TrackingStoreError:

@@ -24,9 +24,11 @@ DNNL_MAX_CPU_ISA=AVX2 leave them bit-identical); under MKL_CBWR=COMPATIBLE the w
 same with MKL at AVX-512 or capped at AVX2. Intel documents COMPATIBLE as the same results on
 every Intel and Intel-compatible x86 CPU with SSE2, at some speed; measured here about 1.07x
 the stage's wall time (3 interleaved pairs, benchmarks/README.md). Set MKL_CBWR=AUTO to turn it
-off (MKL's fastest path per CPU, bytes then depend on the CPU). Under the pipeline's own thread
-setting, turning it on left train_singan's bytes as they were and changed stylize's: which
-kernels reach MKL depends on the thread count; the check across ISAs at two threads is open.
+off (MKL's fastest path per CPU, bytes then depend on the CPU). At the stages' own two threads
+it is not enough (measured 2026-12-04, benchmarks/README.md): the committed run of a 2-core Xeon
+was not reproduced on a 2-core AMD EPYC from train_singan@0 and train_baselines on (MKL's
+threaded SGEMM and oneDNN's per-CPU convolution kernels), although at one thread train_singan's
+weights were the same on both. It is kept: it removes MKL's ISA dispatch, and costs little.
 """
 
 from __future__ import annotations
