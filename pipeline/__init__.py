@@ -1,8 +1,8 @@
 """The pipeline's stages (`python -m pipeline.<stage>`).
 
 The interpreter guard below runs before any stage imports its dependencies (issue 27). DVC
-runs each stage's `python -m ...` through the shell, so in a shell where the suite's venv is
-not activated `python` is the system's, which lacks torch, natsort, ... Then:
+runs each stage's `python3 -m ...` through the shell (python3: a fresh Debian shell has no `python`), so in a shell where the suite's venv is
+not activated `python3` is the system's, which lacks torch, natsort, ... Then:
 - under DVC (a `dvc` process above us), the stage re-runs itself with the interpreter that
   runs `dvc` (`.venv/bin/dvc ...` -> `.venv/bin/python`), with that interpreter's bin folder
   first on PATH so the stage's own subprocesses use it too;

@@ -446,3 +446,19 @@ def test_readme_metric_lines_run_in_a_clean_shell(tmp_path, kvasir_dir):
         assert r.returncode == 0, (cmd, r.stderr[-2000:])
         if "pipeline.metrics" in cmd:
             assert json.loads(r.stdout)["count"] == 4, r.stdout
+
+
+def test_every_stage_command_names_python3():
+    """A fresh login shell on Debian (and on this machine) has `python3` but no `python`: a
+    stage command `python -m ...` dies with `/bin/sh: python: not found` before the
+    interpreter guard can run; `python3 -m ...` reaches the guard (or the venv's, first on PATH)."""
+    import re
+
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    cmds = [s["cmd"] if isinstance(s, dict) and "cmd" in s else s["do"]["cmd"] for s in stages.values()]
+    assert cmds
+    for cmd in cmds:
+        assert not re.search(r"(^|\s)python\s", cmd), cmd
+        assert cmd.startswith("python3 -m pipeline."), cmd
