@@ -58,7 +58,7 @@ class EqualKOptions:
         self.bootstrap.validate(f"{where}.bootstrap")
 
 
-def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu") -> np.ndarray:
+def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu", bank=None) -> np.ndarray:
     """(N, dims) Inception features of a list of images, cached by content like FID's statistics
     (`$SINGANSEG_CACHE/fid_features/<key>/`; the same key as `fid.set_statistics`)."""
     from singanseg.ckpt import CheckpointError, load_state, save_state
@@ -71,7 +71,10 @@ def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOpti
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
+    if bank is not None:  # features.FeatureBank: images another metric of the stage passed through Inception
+        feats = bank.pooled(net, list(paths), tap, options.batch_size, device, options.resize)
+    else:
+        feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
     if options.cache:
         try:
             save_state(folder, {"features": torch.from_numpy(feats)}, {"count": len(paths), "dims": options.dims})

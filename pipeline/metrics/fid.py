@@ -30,7 +30,7 @@ from singanseg.io import InputError
 from singanseg.typed import ConfigError
 
 from .fair import ResizeOptions
-from .features import pooled_features
+from .features import FeatureBank, pooled_features
 from .frechet import StatisticsError, frechet_distance, gaussian_statistics
 from .inception import InceptionFeatures, cache_dir, load_inception, sha256_file
 
@@ -79,7 +79,8 @@ def statistics_key(paths: Sequence[Path], options: FIDOptions, net: InceptionFea
     return h.hexdigest()[:24]
 
 
-def set_statistics(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu", where: str = "fid") -> SetStatistics:
+def set_statistics(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu", where: str = "fid",
+                   bank: FeatureBank | None = None) -> SetStatistics:
     from singanseg.ckpt import CheckpointError, load_state, save_state
 
     if len(paths) < 2:
@@ -93,7 +94,10 @@ def set_statistics(paths: Sequence[Path], net: InceptionFeatures, options: FIDOp
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, paths, (tap,), options.batch_size, device, options.resize)[tap]
+    if bank is not None:  # the images' features stay for the stage's other metrics
+        feats = bank.pooled(net, paths, tap, options.batch_size, device, options.resize)
+    else:
+        feats = pooled_features(net, paths, (tap,), options.batch_size, device, options.resize)[tap]
     try:
         mu, sigma = gaussian_statistics(feats, where)
     except StatisticsError as e:
@@ -113,13 +117,14 @@ def fid_paths(
     net: InceptionFeatures | None = None,
     device: str = "cpu",
     where: str = "fid",
+    bank: FeatureBank | None = None,
 ) -> dict:
     """FID between two lists of image files; a JSON-ready summary with options and provenance."""
     options.validate()
     if net is None:
         net = load_inception(options.network, options.weights, options.weights_dir, resize=True, device=device)
-    a = set_statistics(paths_a, net, options, device, f"{where} (set A)")
-    b = set_statistics(paths_b, net, options, device, f"{where} (set B)")
+    a = set_statistics(paths_a, net, options, device, f"{where} (set A)", bank)
+    b = set_statistics(paths_b, net, options, device, f"{where} (set B)", bank)
     value = frechet_distance(a.mu, a.sigma, b.mu, b.sigma, eps=options.eps)
     out = {
         "metric": "fid",
