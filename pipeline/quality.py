@@ -45,7 +45,7 @@ from pipeline.infra.mlflow_tracker import child_run, log_metrics, stage_run
 from pipeline.metrics import equal_k, fair
 from pipeline.metrics.equal_k import EqualKOptions
 from pipeline.metrics.features import FeatureBank, image_index
-from pipeline.metrics.fid import FIDOptions
+from pipeline.metrics.fid import FIDOptions, fid_paths
 from pipeline.metrics.lpips_diversity import LPIPSOptions
 from pipeline.metrics.masks import MaskOptions, mask_summary
 from pipeline.metrics.registry import MetricContext, calc_metric
@@ -54,6 +54,7 @@ from pipeline.results.headline import HEADLINE_DIR, write_quality
 from pipeline.stage import Stage
 from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
 from singanseg.progress import Progress
+from singanseg.typed import ConfigError
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
@@ -68,6 +69,10 @@ class QualityParams:
     lpips: LPIPSOptions = field(default_factory=LPIPSOptions)
     masks: MaskOptions = field(default_factory=MaskOptions)
     fid_singan: bool = True  # FID of SinGAN sets against their source images (for the GAN comparison)
+    # issue 23 (quality's cost): 0 = every sample of a SinGAN-Seg set in its FID (the default);
+    # N = the first N samples of each model only (ids `<src>_<n>`, n < N), a named cut that the
+    # set's FID entry records (its SIFID, LPIPS and masks still take every sample)
+    fid_singan_samples: int = 0
     gan_by_k: EqualKOptions = field(default_factory=EqualKOptions)  # the GAN comparison at equal size K
     track: bool = True
 
@@ -111,6 +116,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     sets = discover_sets(synthetic)
     sifid_opts, fid_opts, lpips_opts = params.section("sifid"), params.section("fid"), params.section("lpips")
     sifid_opts.validate("quality.sifid")
+    if params.fid_singan_samples < 0:
+        raise ConfigError(f"quality.fid_singan_samples: must be >= 0 (0 = every sample), got {params.fid_singan_samples}")
     fid_opts.validate("quality.fid")
     ctx = MetricContext(device=params.device)  # one network per options, shared by every set
 
@@ -127,6 +134,9 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
         entry: dict = {"kind": kind, "count": len(fake_idx)}
         fid_fakes = list(fake_idx.values())
         if kind == "singan":
+            if params.fid_singan_samples:
+                n_max = params.fid_singan_samples  # ids are `<src>_<n>` (checked by _sources below)
+                fid_fakes = [p for i, p in fake_idx.items() if (n := i.rpartition("_")[2]).isdigit() and int(n) < n_max]
             if params.fid_singan:  # one Inception pass for SIFID's and FID's taps where the inputs are the same
                 _shared_pass(ctx, fid_fakes, sifid_opts, fid_opts)
             res = calc_metric("sifid", folder, real, sifid_opts, ctx)
@@ -139,7 +149,12 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             # n<K>: the first K ids in natural-sort order (the baselines' list_pairs order); nall: every real image
             ref_ids = natural_sorted(real_idx)[:k]
         if kind == "baseline" or params.fid_singan:
-            entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
+            if len(fid_fakes) == len(fake_idx):
+                entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
+            else:  # fid_singan_samples: a subset of the set's images
+                net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
+                entry["fid"] = fid_paths([real_idx[i] for i in ref_ids], fid_fakes, fid_opts, net, ctx.device, f"fid {name}", ctx.bank)
+                entry["fid"]["samples"] = f"the first {params.fid_singan_samples} sample(s) of each model (quality.fid_singan_samples)"
             entry["fid"]["reference"] = f"{len(ref_ids)} real ids" + (" (sources of the samples)" if kind == "singan" else f" (first {k})" if k else " (all)")
         ctx.lpips(lpips_opts)  # loaded with the first set even where its diversity is undefined: provenance
         try:

@@ -4,6 +4,7 @@ same tensor. The numbers must be those of each metric computed on its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -150,3 +151,25 @@ def test_stage_numbers_equal_the_metrics_computed_separately(net, tmp_path, monk
                         assert x == y, f
         else:
             assert a.read_bytes() == b.read_bytes(), f
+
+
+def test_fid_singan_samples_takes_the_first_samples_of_each_model(tmp_path, monkeypatch):
+    """quality.fid_singan_samples (a named cut, 0 = every sample): the set's FID from the first N
+    samples of each model, said in its entry; SIFID still scores every sample."""
+    monkeypatch.setenv("SINGANSEG_CACHE", str(tmp_path / "cache"))
+    for n, i in enumerate(("a", "b", "c")):
+        write_png(tmp_path / "real/images" / f"{i}.png", _img(n, 64, 64))
+        write_png(tmp_path / "real/masks" / f"{i}.png", np.zeros((64, 64), np.uint8))
+        for s in range(3):
+            write_png(tmp_path / f"syn/singan/gss0/images/{i}_{s}.png", _img(10 * n + s, 40, 40))
+            write_png(tmp_path / f"syn/singan/gss0/masks/{i}_{s}.png", np.zeros((40, 40), np.uint8))
+    params = quality.QualityParams(sifid=quality.SIFIDOptions(network="inception_fid"), fid=quality.FIDOptions(dims=64),
+                                   lpips=quality.LPIPSOptions(weights="random"), fid_singan_samples=2,
+                                   gan_by_k=quality.EqualKOptions(enabled=False), track=False)  # fmt: skip
+    (tmp_path / "out").mkdir()
+    quality.evaluate(params, tmp_path / "real", tmp_path / "syn", tmp_path / "out")
+    entry = json.loads((tmp_path / "out/singan__gss0.json").read_text())
+    assert entry["fid"]["count_b"] == 6 and "first 2 sample(s)" in entry["fid"]["samples"]
+    assert entry["sifid"]["count"] == 9
+    with pytest.raises(Exception, match="fid_singan_samples"):
+        quality.evaluate(dataclasses.replace(params, fid_singan_samples=-1), tmp_path / "real", tmp_path / "syn", tmp_path / "out2")
