@@ -173,3 +173,23 @@ def test_fid_singan_samples_takes_the_first_samples_of_each_model(tmp_path, monk
     assert entry["sifid"]["count"] == 9
     with pytest.raises(Exception, match="fid_singan_samples"):
         quality.evaluate(dataclasses.replace(params, fid_singan_samples=-1), tmp_path / "real", tmp_path / "syn", tmp_path / "out2")
+
+
+def test_lowrank_frechet_is_the_eigen_distance(net, tmp_path):
+    """FIDOptions.frechet: lowrank (fewer images than dims) gives the eigen distance: the set FID
+    and the equal-K sets' FID; eps must be 0."""
+    from pipeline.metrics import equal_k
+    from pipeline.metrics.fid import FIDOptions, fid_paths
+    from singanseg.typed import ConfigError
+
+    rng = np.random.default_rng(3)
+    x, y = np.maximum(rng.normal(size=(20, 256)), 0), np.maximum(rng.normal(0.2, 1.1, size=(20, 256)), 0)
+    assert equal_k.fid_features(x, y, frechet="lowrank") == pytest.approx(equal_k.fid_features(x, y), rel=1e-9)
+    a = [write_png(tmp_path / f"a{n}.png", _img(n, 48, 48)) for n in range(5)]
+    b = [write_png(tmp_path / f"b{n}.png", _img(50 + n, 40, 56)) for n in range(6)]
+    eig = fid_paths(a, b, FIDOptions(dims=64, cache=False), net)
+    low = fid_paths(a, b, FIDOptions(dims=64, cache=False, frechet="lowrank"), net)
+    assert low["value"] == pytest.approx(eig["value"], rel=1e-8) and low["options"]["frechet"] == "lowrank"
+    assert {k: v for k, v in low.items() if k not in ("value", "options")} == {k: v for k, v in eig.items() if k not in ("value", "options")}
+    with pytest.raises(ConfigError, match="frechet"):
+        FIDOptions(frechet="lowrank", eps=1e-6).validate()

@@ -141,12 +141,12 @@ def spatial_features(net: InceptionFeatures, arr: np.ndarray, tap: str, device: 
 
 
 def item_key(item) -> tuple:
-    """An image's identity in a FeatureBank: a file by its resolved path (a stage's inputs do
+    """An image's identity in a FeatureBank: a file by its absolute path (a stage's inputs do
     not change while it runs), an array by its shape and bytes."""
     if isinstance(item, np.ndarray):
         a = np.ascontiguousarray(item)
         return ("array", a.shape, a.dtype.str, hashlib.sha1(a.tobytes()).hexdigest())
-    return ("file", str(Path(item).resolve()))
+    return ("file", os.path.abspath(item))
 
 
 def _resize_key(resize) -> tuple | None:
