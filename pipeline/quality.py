@@ -44,8 +44,8 @@ from pathlib import Path
 from pipeline.infra.mlflow_tracker import child_run, log_metrics, stage_run
 from pipeline.metrics import equal_k, fair
 from pipeline.metrics.equal_k import EqualKOptions
-from pipeline.metrics.features import image_index
-from pipeline.metrics.fid import FIDOptions
+from pipeline.metrics.features import FeatureBank, image_index
+from pipeline.metrics.fid import FIDOptions, fid_paths
 from pipeline.metrics.lpips_diversity import LPIPSOptions
 from pipeline.metrics.masks import MaskOptions, mask_summary
 from pipeline.metrics.registry import MetricContext, calc_metric
@@ -54,6 +54,7 @@ from pipeline.results.headline import HEADLINE_DIR, write_quality
 from pipeline.stage import Stage
 from singanseg.io import InputError, atomic_dir, natural_sorted, write_text
 from singanseg.progress import Progress
+from singanseg.typed import ConfigError
 
 SINGAN_SET = re.compile(r"^(singan|singan_st\d+to\d+)/gss\d+$")
 BASELINE_SET = re.compile(r"^(?P<gan>[a-z][a-z0-9_]*)/n(?P<k>\d+|all)$")
@@ -68,6 +69,10 @@ class QualityParams:
     lpips: LPIPSOptions = field(default_factory=LPIPSOptions)
     masks: MaskOptions = field(default_factory=MaskOptions)
     fid_singan: bool = True  # FID of SinGAN sets against their source images (for the GAN comparison)
+    # issue 23 (quality's cost): 0 = every sample of a SinGAN-Seg set in its FID (the default);
+    # N = the first N samples of each model only (ids `<src>_<n>`, n < N), a named cut that the
+    # set's FID entry records (its SIFID, LPIPS and masks still take every sample)
+    fid_singan_samples: int = 0
     gan_by_k: EqualKOptions = field(default_factory=EqualKOptions)  # the GAN comparison at equal size K
     track: bool = True
 
@@ -111,6 +116,8 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     sets = discover_sets(synthetic)
     sifid_opts, fid_opts, lpips_opts = params.section("sifid"), params.section("fid"), params.section("lpips")
     sifid_opts.validate("quality.sifid")
+    if params.fid_singan_samples < 0:
+        raise ConfigError(f"quality.fid_singan_samples: must be >= 0 (0 = every sample), got {params.fid_singan_samples}")
     fid_opts.validate("quality.fid")
     ctx = MetricContext(device=params.device)  # one network per options, shared by every set
 
@@ -125,7 +132,13 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
         fake_idx = image_index(folder)
         ctx.name = name
         entry: dict = {"kind": kind, "count": len(fake_idx)}
+        fid_fakes = list(fake_idx.values())
         if kind == "singan":
+            if params.fid_singan_samples:
+                n_max = params.fid_singan_samples  # ids are `<src>_<n>` (checked by _sources below)
+                fid_fakes = [p for i, p in fake_idx.items() if (n := i.rpartition("_")[2]).isdigit() and int(n) < n_max]
+            if params.fid_singan:  # one Inception pass for SIFID's and FID's taps where the inputs are the same
+                _shared_pass(ctx, fid_fakes, sifid_opts, fid_opts)
             res = calc_metric("sifid", folder, real, sifid_opts, ctx)
             entry["sifid"] = {k2: v for k2, v in res.summary.items() if k2 != "pairs"}
             write_text(out / f"{stem}.sifid.csv", res.table)
@@ -136,7 +149,12 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
             # n<K>: the first K ids in natural-sort order (the baselines' list_pairs order); nall: every real image
             ref_ids = natural_sorted(real_idx)[:k]
         if kind == "baseline" or params.fid_singan:
-            entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
+            if len(fid_fakes) == len(fake_idx):
+                entry["fid"] = calc_metric("fid", folder, [real_idx[i] for i in ref_ids], fid_opts, ctx).summary
+            else:  # fid_singan_samples: a subset of the set's images
+                net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
+                entry["fid"] = fid_paths([real_idx[i] for i in ref_ids], fid_fakes, fid_opts, net, ctx.device, f"fid {name}", ctx.bank)
+                entry["fid"]["samples"] = f"the first {params.fid_singan_samples} sample(s) of each model (quality.fid_singan_samples)"
             entry["fid"]["reference"] = f"{len(ref_ids)} real ids" + (" (sources of the samples)" if kind == "singan" else f" (first {k})" if k else " (all)")
         ctx.lpips(lpips_opts)  # loaded with the first set even where its diversity is undefined: provenance
         try:
@@ -163,7 +181,7 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
         }
     if params.gan_by_k.enabled:
         net = ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True)
-        by_k = gan_by_k(params, real_idx, synthetic, sets, net, out)
+        by_k = gan_by_k(params, real_idx, synthetic, sets, net, out, ctx.bank)
         if by_k is not None:
             summary["gan_by_k"] = {f"{r['set']}@K{r['k']}": {m: r.get(m) for m in ("fid_mean", "kid_mean", "sets", "gate")}
                                   for r in by_k["rows"] if r.get("reals", "training") == "training" and r["trained_on"] != "reference"}
@@ -173,11 +191,25 @@ def evaluate(params: QualityParams, real: Path, synthetic: Path, out: Path) -> d
     return summary
 
 
+def _shared_pass(ctx: MetricContext, paths, sifid_opts: SIFIDOptions, fid_opts: FIDOptions) -> None:
+    """SIFID's spatial tap and FID's pooled tap of a SinGAN-Seg set in one pass per image, where
+    both metrics use the same network (the bank passes an image once only where both inputs are
+    the same tensor). Nothing to share with different networks (the paper's: ImageNet vs FID weights)."""
+    from pipeline.metrics.fid import FID_TAPS
+    from pipeline.metrics.sifid import SIFID_TAPS
+
+    sifid_net = ctx.inception(sifid_opts.network, sifid_opts.weights, sifid_opts.weights_dir, sifid_opts.resize)
+    if sifid_net is not ctx.inception(fid_opts.network, fid_opts.weights, fid_opts.weights_dir, True):
+        return
+    ctx.bank.compute(sifid_net, paths, pooled=(FID_TAPS[fid_opts.dims], fid_opts.resize), spatial=SIFID_TAPS[sifid_opts.dims],
+                     batch_size=fid_opts.batch_size, device=ctx.device)  # fmt: skip
+
+
 GAN_BY_K_COLUMNS = ("k", "generator", "set", "series", "trained_on", "sets", "fid_mean", "fid_std", "kid_mean",
                     "kid_std", "fid_dims", "weights", "note", "reals", "fid_low", "fid_high", "kid_low", "kid_high", "gate")  # fmt: skip
 
 
-def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, sets, net, out: Path) -> dict | None:
+def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, sets, net, out: Path, bank=None) -> dict | None:
     """The GAN comparison at equal training size (metrics/equal_k.py) for every K of the FastGAN
     subsets present (`synthetic/fastgan/n<K>`, made from `baselines.subsets.fastgan`); writes
     gan_by_k.json and gan_by_k.csv. None when there is no FastGAN subset to compare at."""
@@ -189,7 +221,8 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
         return None
     reals = natural_sorted(real_idx)
     weights = f"{net.network}: {net.provenance.weights}: {net.provenance.source}"
-    features = lambda paths: equal_k.set_features(paths, net, fid_opts, params.device)  # noqa: E731
+    bank = bank if bank is not None else FeatureBank()  # every image through Inception once
+    features = lambda paths: equal_k.set_features(paths, net, fid_opts, params.device, bank)  # noqa: E731
     rows = []
     held = {}
     for k in ks:
@@ -220,17 +253,17 @@ def gan_by_k(params: QualityParams, real_idx: dict[str, Path], synthetic: Path, 
                 groups = equal_k.baseline_sets(list(fake_idx), k, opts.sets)
                 if not groups:
                     row["note"] = f"{len(fake_idx)} samples: fewer than K={k}"
+            fakes = [features([fake_idx[i] for i in g]) for g in groups]
             if groups:
-                row.update(equal_k.score(real_feats, [features([fake_idx[i] for i in g]) for g in groups], fid_opts, opts.kid, where))
+                row.update(equal_k.score(real_feats, fakes, fid_opts, opts.kid, where))
                 if row["sets"] < opts.sets:
                     row["note"] = f"{row['sets']} set(s) of K fakes, not {opts.sets}: " + (
                         "set s takes sample s of each model, and each has only that many (generate.num_samples)"
                         if kind == "singan" else f"{len(fake_idx)} samples")  # fmt: skip
             rows.append(row)  # the training-reals row first, its held-out twin after it
             if groups:
-                fakes = [features([fake_idx[i] for i in g]) for g in groups]
                 rows.extend(_fair_rows(row, fakes, real_feats, held.get(k), k, opts.bootstrap))
-        rows.extend(_reference_rows(k, reals, real_idx, real_feats, held.get(k), synthetic, sets, fid_opts, net, params.device, opts))
+        rows.extend(_reference_rows(k, reals, real_idx, real_feats, held.get(k), synthetic, sets, fid_opts, net, params.device, opts, bank))
     _apply_gate(rows, opts.bootstrap)
     result = {
         "ks": ks, "sets_requested": opts.sets, "fid_dims": fid_opts.dims, "tap": equal_k.FID_TAPS[fid_opts.dims],
@@ -279,13 +312,14 @@ def _fair_rows(row: dict, fakes, real_feats, held, k: int, bopts) -> list[dict]:
     return [twin]
 
 
-def _reference_rows(k, reals, real_idx, real_feats, held, synthetic, sets, fid_opts, net, device, opts) -> list[dict]:
+def _reference_rows(k, reals, real_idx, real_feats, held, synthetic, sets, fid_opts, net, device, opts, bank=None) -> list[dict]:
     """Real-vs-real (noise floor), reals at each generator's output size and back (resolution
     only), and the trivial generator (mean colour + noise), scored like the generators."""
-    from pipeline.metrics.features import load_rgb, pooled_features
+    from pipeline.metrics.features import load_rgb
 
     tap = equal_k.FID_TAPS[fid_opts.dims]
-    feat = lambda items: pooled_features(net, items, (tap,), fid_opts.batch_size, device, fid_opts.resize)[tap]  # noqa: E731
+    bank = bank if bank is not None else FeatureBank()  # the held-out reals' features, and each K's images again at a larger K
+    feat = lambda items: bank.pooled(net, items, tap, fid_opts.batch_size, device, fid_opts.resize)  # noqa: E731
     base = {"k": k, "fid_dims": fid_opts.dims, "weights": f"{net.network}: {net.provenance.weights}: {net.provenance.source}"}
     out = []
     if held is None:
@@ -293,7 +327,7 @@ def _reference_rows(k, reals, real_idx, real_feats, held, synthetic, sets, fid_o
     pool_ids = held[1][: k * opts.sets]
     n = len(pool_ids) // k
     imgs = [load_rgb(real_idx[i]) for i in pool_ids[: n * k]]
-    variants = {"real": ("reals (held-out halves)", imgs)}
+    variants = {"real": ("reals (held-out halves)", [real_idx[i] for i in pool_ids[: n * k]])}  # the files: the held-out features
     sizes = {}
     for name, kind, _ in sets:
         if kind == "singan" and "_st" in name:

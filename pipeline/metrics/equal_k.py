@@ -58,7 +58,7 @@ class EqualKOptions:
         self.bootstrap.validate(f"{where}.bootstrap")
 
 
-def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu") -> np.ndarray:
+def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOptions, device: str = "cpu", bank=None) -> np.ndarray:
     """(N, dims) Inception features of a list of images, cached by content like FID's statistics
     (`$SINGANSEG_CACHE/fid_features/<key>/`; the same key as `fid.set_statistics`)."""
     from singanseg.ckpt import CheckpointError, load_state, save_state
@@ -71,7 +71,10 @@ def set_features(paths: Sequence[Path], net: InceptionFeatures, options: FIDOpti
         except (CheckpointError, KeyError):
             pass  # recompute and overwrite
     tap = FID_TAPS[options.dims]
-    feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
+    if bank is not None:  # features.FeatureBank: images another metric of the stage passed through Inception
+        feats = bank.pooled(net, list(paths), tap, options.batch_size, device, options.resize)
+    else:
+        feats = pooled_features(net, list(paths), (tap,), options.batch_size, device, options.resize)[tap]
     if options.cache:
         try:
             save_state(folder, {"features": torch.from_numpy(feats)}, {"count": len(paths), "dims": options.dims})
@@ -93,7 +96,16 @@ def kid(real: np.ndarray, fake: np.ndarray) -> float:
     return float(within - 2.0 * kxy.sum() / (m * m))
 
 
-def fid_features(real: np.ndarray, fake: np.ndarray, eps: float = 0.0, where: str = "fid") -> float:
+def fid_features(real: np.ndarray, fake: np.ndarray, eps: float = 0.0, where: str = "fid", frechet: str = "eigen") -> float:
+    if frechet == "lowrank" and max(len(real), len(fake)) < np.shape(real)[1]:  # FIDOptions.frechet: the same distance
+        from .fair import fid_lowrank
+
+        for x, name in ((real, "reals"), (fake, "fakes")):
+            if len(x) < 2:
+                raise StatisticsError(f"{where} ({name}): need at least 2 samples for a covariance, got {len(x)}")
+            if not np.isfinite(x).all():
+                raise StatisticsError(f"{where} ({name}): features contain NaN or infinity")
+        return fid_lowrank(real, fake)
     mu1, s1 = gaussian_statistics(real, f"{where} (reals)")
     mu2, s2 = gaussian_statistics(fake, f"{where} (fakes)")
     return frechet_distance(mu1, s1, mu2, s2, eps=eps)
@@ -122,7 +134,7 @@ def singan_sets(fake_ids: Sequence[str], real_ids: Sequence[str], sets: int, whe
 
 def score(real: np.ndarray, fakes: Sequence[np.ndarray], options: FIDOptions, with_kid: bool, where: str) -> dict:
     """FID (and KID) of each fake set against the reals; mean and sample std over the sets."""
-    fid = [fid_features(real, f, options.eps, where) for f in fakes]
+    fid = [fid_features(real, f, options.eps, where, options.frechet) for f in fakes]
     out: dict = {"sets": len(fakes), "fid_per_set": fid, "fid_mean": float(np.mean(fid)),
                  "fid_std": float(np.std(fid, ddof=1)) if len(fid) > 1 else None}  # fmt: skip
     if with_kid:

@@ -59,7 +59,12 @@ def resize_tensor(x: torch.Tensor, opts: ResizeOptions) -> torch.Tensor:
     """(1, 3, H, W) in [0, 1] -> (1, 3, 299, 299) through the common size."""
     s = opts.size
     if tuple(x.shape[-2:]) != (s, s):
-        x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=opts.antialias)
+        # antialiasing widens the kernel only where a side shrinks: an image upsampled on both
+        # sides goes through the plain bilinear kernel, the same function (to ~2e-6 of torch's
+        # separate antialias code path) and the same bits as SIFID's resize, so that one Inception
+        # pass serves both metrics (metrics/features.py FeatureBank)
+        aa = opts.antialias and (x.shape[-2] > s or x.shape[-1] > s)
+        x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=aa)
     if s != INCEPTION_SIZE:
         x = F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
     return x

@@ -12,6 +12,7 @@ set of colour images is a data error that a colour metric should not hide.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,19 +110,142 @@ def pooled_features(
     taps = tuple(taps)
     out: dict[str, list[np.ndarray]] = {t: [] for t in taps}
     for start in range(0, len(paths), batch_size):
-        batch = torch.cat([prepare(p if isinstance(p, np.ndarray) else load_rgb(p), net, resize) for p in paths[start : start + batch_size]]).to(device)
+        batch = torch.cat([prepare(_array(p), net, resize) for p in paths[start : start + batch_size]]).to(device)
         feats = net(batch, taps)
         for t in taps:
-            f = feats[t]
-            if f.shape[-2:] != (1, 1):
-                f = F.adaptive_avg_pool2d(f, (1, 1))
-            out[t].append(f.flatten(1).double().cpu().numpy())
+            out[t].append(_pooled(feats[t]).double().cpu().numpy())
     return {t: np.concatenate(v) if v else np.zeros((0, TAPS[t])) for t, v in out.items()}
+
+
+def _array(item) -> np.ndarray:
+    return item if isinstance(item, np.ndarray) else load_rgb(item)
+
+
+def _pooled(f: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C), global-average-pooled where spatial (pytorch-fid's dims < 2048)."""
+    if f.shape[-2:] != (1, 1):
+        f = F.adaptive_avg_pool2d(f, (1, 1))
+    return f.flatten(1)
+
+
+def _spatial(f: torch.Tensor) -> np.ndarray:
+    """(C, H, W) -> (H·W, C) float64 samples (SIFID)."""
+    return f.permute(1, 2, 0).reshape(-1, f.shape[0]).double().cpu().numpy()
 
 
 @torch.no_grad()
 def spatial_features(net: InceptionFeatures, arr: np.ndarray, tap: str, device: str | torch.device = "cpu") -> np.ndarray:
     """(H'·W', C) float64: every spatial position of one image's feature map is a sample,
     as SinGAN's SIFID (`sifid_score.py: get_activations`, reshape(H*W, C); anchors 2.3)."""
-    f = net(prepare(arr, net).to(device), (tap,))[tap][0]
-    return f.permute(1, 2, 0).reshape(-1, f.shape[0]).double().cpu().numpy()
+    return _spatial(net(prepare(arr, net).to(device), (tap,))[tap][0])
+
+
+def item_key(item) -> tuple:
+    """An image's identity in a FeatureBank: a file by its absolute path (a stage's inputs do
+    not change while it runs), an array by its shape and bytes."""
+    if isinstance(item, np.ndarray):
+        a = np.ascontiguousarray(item)
+        return ("array", a.shape, a.dtype.str, hashlib.sha1(a.tobytes()).hexdigest())
+    return ("file", os.path.abspath(item))
+
+
+def _resize_key(resize) -> tuple | None:
+    return None if resize is None or resize.is_paper() else (resize.size, resize.antialias)
+
+
+class FeatureBank:
+    """Every image's Inception features computed once per stage run (issue 23: the quality stage
+    passed the same images through Inception up to five times).
+
+    - `pooled`: (N, dims) features of a tap (global-average-pooled where spatial), as
+      `pooled_features` returns them, per image and per (network, tap, resize); what FID's set
+      statistics, the equal-K sets and the reference rows share (the reals, a generator's sets
+      of K fakes out of the images its FID already passed through).
+    - `spatial`: per image the SIFID statistics (mean and covariance of the H'·W' positions of a
+      spatial tap, `spatial_features` + `gaussian_statistics`), per (network, tap); a real image
+      serves every set made from it.
+    - `compute(..., pooled=..., spatial=...)` asks for both: where the network's input for the
+      two is the same tensor (the same network, and SIFID's bilinear resize equals FID's resize
+      for this image: `fair.resize_tensor` on an upsampled image), one forward pass through the
+      deeper tap returns both; otherwise two passes, as before.
+    Features do not depend on the batch an image is in: Inception's layers treat batch items
+    independently (batch statistics are frozen: eval mode); tests/test_quality_bank.py checks
+    the stage's numbers against the metrics computed one by one.
+    """
+
+    def __init__(self) -> None:
+        self._pooled: dict[tuple, np.ndarray] = {}  # float32 rows: the network's output, exact
+        self._spatial: dict[tuple, tuple | Exception] = {}
+        self.passes = {"pooled": 0, "spatial": 0, "shared": 0}  # images through the network, by kind
+
+    @torch.no_grad()
+    def compute(self, net: InceptionFeatures, items: Sequence, pooled: tuple[str, object] | None = None,
+                spatial: str | None = None, batch_size: int = 50, device: str | torch.device = "cpu") -> None:
+        """Fill the bank for `items`: `pooled` = (tap, resize options) and/or `spatial` = tap."""
+        from .frechet import StatisticsError, gaussian_statistics
+
+        todo: dict[tuple, object] = {}
+        for it in items:
+            k = item_key(it)
+            if (pooled and (id(net), pooled[0], _resize_key(pooled[1]), k) not in self._pooled) or (
+                    spatial and (id(net), spatial, k) not in self._spatial):  # fmt: skip
+                todo.setdefault(k, it)
+        keys = list(todo)
+        for start in range(0, len(keys), batch_size):
+            groups: dict[tuple, list] = {}  # (taps, input shape) -> [(key, item, input)]
+            for k in keys[start : start + batch_size]:
+                it = todo[k]
+                arr = _array(it)
+                pk = (id(net), pooled[0], _resize_key(pooled[1]), k) if pooled else None
+                need_p = pooled is not None and pk not in self._pooled
+                need_s = spatial is not None and (id(net), spatial, k) not in self._spatial
+                xp = prepare(arr, net, pooled[1]) if need_p else None
+                xs = prepare(arr, net) if need_s else None
+                if need_p and need_s and xp.shape == xs.shape and torch.equal(xp, xs):
+                    groups.setdefault(((spatial, pooled[0]), tuple(xp.shape)), []).append((k, it, xp))
+                    continue
+                if need_p:
+                    groups.setdefault(((pooled[0],), tuple(xp.shape)), []).append((k, it, xp))
+                if need_s:
+                    groups.setdefault(((spatial,), tuple(xs.shape)), []).append((k, it, xs))
+            for (taps, _), group in groups.items():
+                feats = net(torch.cat([x for _, _, x in group]).to(device), taps)
+                kind = "shared" if len(taps) == 2 else "spatial" if taps == (spatial,) else "pooled"
+                self.passes[kind] += len(group)
+                if pooled and pooled[0] in taps:
+                    rows = _pooled(feats[pooled[0]]).cpu().numpy()
+                    for (k, _, _), row in zip(group, rows, strict=True):
+                        self._pooled[(id(net), pooled[0], _resize_key(pooled[1]), k)] = row
+                if spatial in taps:
+                    for (k, it, _), f in zip(group, feats[spatial], strict=True):
+                        try:
+                            st = gaussian_statistics(_spatial(f), str(it) if not isinstance(it, np.ndarray) else "image")
+                        except StatisticsError as e:
+                            st = e
+                        self._spatial[(id(net), spatial, k)] = st
+
+    def pooled(self, net: InceptionFeatures, items: Sequence, tap: str = "pool3", batch_size: int = 50,
+               device: str | torch.device = "cpu", resize=None) -> np.ndarray:
+        """(N, dims) float64, the values `pooled_features(net, items, (tap,), ...)[tap]` returns."""
+        if not net.resize:
+            raise ConfigError("pooled_features: set-level features need resize=True (images of a set differ in size)")
+        self.compute(net, items, pooled=(tap, resize), batch_size=batch_size, device=device)
+        rk = _resize_key(resize)
+        rows = [self._pooled[(id(net), tap, rk, item_key(it))] for it in items]
+        return np.stack(rows).astype(np.float64) if rows else np.zeros((0, TAPS[tap]))
+
+    def spatial(self, net: InceptionFeatures, item, tap: str, batch_size: int = 50, device: str | torch.device = "cpu"):
+        """(mean, covariance) of one image's spatial features at `tap`; raises the StatisticsError
+        that `gaussian_statistics` raised for it."""
+        k = item_key(item)
+        if (id(net), tap, k) not in self._spatial:
+            self.compute(net, [item], spatial=tap, batch_size=batch_size, device=device)
+        st = self._spatial[(id(net), tap, k)]
+        if isinstance(st, Exception):
+            raise st
+        return st
+
+    def forget_spatial(self, net: InceptionFeatures, items: Sequence, tap: str) -> None:
+        """Drop images' SIFID statistics once used (a synthetic image is scored once)."""
+        for it in items:
+            self._spatial.pop((id(net), tap, item_key(it)), None)

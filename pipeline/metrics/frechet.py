@@ -23,6 +23,8 @@ want that convention; results record it.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from singanseg.errors import UserError
@@ -38,12 +40,26 @@ class StatisticsError(UserError):
     """Statistics that cannot describe a Gaussian (NaN, wrong shapes, too few samples)."""
 
 
-def _psd_sqrt(sigma: np.ndarray, name: str) -> np.ndarray:
-    w, v = np.linalg.eigh(sigma)
+def _psd_check(w: np.ndarray, name: str) -> None:
     scale = max(float(np.abs(w).max()), 1e-300)
     if w.min() < -NEG_TOL * scale:
         raise StatisticsError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}, largest {scale:.3g})")
-    return (v * np.sqrt(_zeroed(w))) @ v.T
+
+
+def _psd_sqrt(sigma: np.ndarray, name: str) -> np.ndarray:
+    key = (sigma.shape, hashlib.sha1(np.ascontiguousarray(sigma).tobytes()).hexdigest())
+    if key in _ROOTS:  # one real set's covariance serves every synthetic set (a 2048-d eigh: seconds)
+        return _ROOTS[key]
+    w, v = np.linalg.eigh(sigma)
+    _psd_check(w, name)
+    root = (v * np.sqrt(_zeroed(w))) @ v.T
+    if len(_ROOTS) >= 4:
+        _ROOTS.pop(next(iter(_ROOTS)))
+    _ROOTS[key] = root
+    return root
+
+
+_ROOTS: dict[tuple, np.ndarray] = {}  # the last square roots, by the covariance's bytes
 
 
 def _zeroed(w: np.ndarray) -> np.ndarray:
@@ -77,7 +93,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 0.0) -> float:
         offset = np.eye(mu1.size) * eps
         sigma1, sigma2 = sigma1 + offset, sigma2 + offset
     root1 = _psd_sqrt(sigma1, "sigma1")
-    _psd_sqrt(sigma2, "sigma2")  # validates sigma2 the same way
+    _psd_check(np.linalg.eigvalsh(sigma2), "sigma2")  # validates sigma2 the same way (its root is not needed)
     middle = root1 @ sigma2 @ root1
     lam = np.linalg.eigvalsh((middle + middle.T) / 2)
     tr_covmean = float(np.sqrt(_zeroed(lam)).sum())

@@ -38,6 +38,15 @@ class MetricContext:
     # networks loaded once per (network, weights, weights_dir, resize), and the LPIPS model
     inception_nets: dict = field(default_factory=dict)
     lpips_net: tuple | None = None
+    # every image's Inception features once per context (features.FeatureBank): the reals serve
+    # every set, a set's FID features its equal-K sets
+    bank: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.bank is None:
+            from .features import FeatureBank
+
+            self.bank = FeatureBank()
 
     def inception(self, network: str, weights: str, weights_dir, resize: bool):
         key = (network, weights, weights_dir, resize)
@@ -100,7 +109,7 @@ def fid(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricResul
         where = f"fid {synthetic}"
     fake = list(image_index(synthetic).values())  # bad input is named before a network loads
     net = ctx.inception(options.network, options.weights, options.weights_dir, True)
-    return MetricResult(fid_paths(real, fake, options, net, ctx.device, f"fid {ctx.name}" if ctx.name else where))
+    return MetricResult(fid_paths(real, fake, options, net, ctx.device, f"fid {ctx.name}" if ctx.name else where, ctx.bank))
 
 
 @register_metric
@@ -112,7 +121,7 @@ def sifid(synthetic: Path, real: Real, options, ctx: MetricContext) -> MetricRes
     options.validate()
     pair_ids(image_index(real), image_index(synthetic), f"sifid {synthetic}")  # before a network loads
     net = ctx.inception(options.network, options.weights, options.weights_dir, options.resize)
-    res = sifid_folders(real, synthetic, options, net=net, device=ctx.device)
+    res = sifid_folders(real, synthetic, options, net=net, device=ctx.device, bank=ctx.bank)
     summary = res.summary()
     summary["pairs"] = [{"real_id": a, "synthetic_id": b, "sifid": v} for a, b, v in res.rows]
     return MetricResult(summary, res.to_csv())

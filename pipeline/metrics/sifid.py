@@ -28,7 +28,7 @@ import numpy as np
 from singanseg.io import InputError
 from singanseg.typed import ConfigError
 
-from .features import image_index, load_rgb, spatial_features
+from .features import FeatureBank, image_index, spatial_features
 from .frechet import StatisticsError, frechet_distance, gaussian_statistics
 from .inception import InceptionFeatures, load_inception
 
@@ -43,10 +43,13 @@ class SIFIDOptions:
     weights: Literal["pretrained", "random"] = "pretrained"
     weights_dir: str | None = None  # folder holding torchvision / pytorch-fid weight files
     eps: float = 0.0  # Fréchet regularisation (frechet.py); 0 = exact
+    batch_size: int = 50  # images per Inception pass (resize=True); values do not depend on it
 
     def validate(self, where: str = "sifid") -> None:
         if self.dims not in SIFID_TAPS:
             raise ConfigError(f"{where}.dims: {self.dims} is not one of {', '.join(map(str, SIFID_TAPS))}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size: must be >= 1, got {self.batch_size}")
 
 
 def pair_ids(real_ids, fake_ids, where: str = "sifid") -> list[tuple[str, str]]:
@@ -127,8 +130,12 @@ def sifid_folders(
     options: SIFIDOptions = SIFIDOptions(),
     net: InceptionFeatures | None = None,
     device: str = "cpu",
+    bank: FeatureBank | None = None,
 ) -> SIFIDResult:
-    """SIFID for every synthetic image of `fake_dir` against its real image in `real_dir`."""
+    """SIFID for every synthetic image of `fake_dir` against its real image in `real_dir`.
+    `bank` (features.FeatureBank): the real images' statistics computed once for every set
+    scored with the same bank, and synthetic ones another metric already passed through
+    Inception; a synthetic image's statistics leave the bank once used."""
     options.validate()
     real_idx, fake_idx = image_index(real_dir), image_index(fake_dir)
     pairs = pair_ids(real_idx, fake_idx, f"sifid {fake_dir}")
@@ -137,15 +144,20 @@ def sifid_folders(
     elif net.resize != options.resize:
         raise ConfigError(f"sifid: the given network resizes={net.resize} but options.resize={options.resize}")
     tap = SIFID_TAPS[options.dims]
-    real_stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    bank = bank if bank is not None else FeatureBank()
+    # batched passes (a real image's statistics serve all its samples); the same values as one
+    # image at a time (`sifid_from_arrays`)
+    fakes = [fake_idx[f] for _, f in pairs]
+    bank.compute(net, [real_idx[r] for r in dict.fromkeys(r for r, _ in pairs)] + fakes, spatial=tap,
+                 batch_size=options.batch_size, device=device)  # fmt: skip
     rows = []
     for rid, fid in pairs:
         try:
-            if rid not in real_stats:  # a real image's statistics serve all its samples
-                real_stats[rid] = gaussian_statistics(spatial_features(net, load_rgb(real_idx[rid]), tap, device), str(real_idx[rid]))
-            mu2, s2 = gaussian_statistics(spatial_features(net, load_rgb(fake_idx[fid]), tap, device), str(fake_idx[fid]))
-            rows.append((rid, fid, frechet_distance(*real_stats[rid], mu2, s2, eps=options.eps)))
+            mu1, s1 = bank.spatial(net, real_idx[rid], tap, options.batch_size, device)
+            mu2, s2 = bank.spatial(net, fake_idx[fid], tap, options.batch_size, device)
+            rows.append((rid, fid, frechet_distance(mu1, s1, mu2, s2, eps=options.eps)))
         except StatisticsError as e:
             raise InputError(f"sifid pair ({rid}, {fid}): {e}") from None
+    bank.forget_spatial(net, fakes, tap)
     prov = {**net.provenance.as_dict(), "network": net.network}
     return SIFIDResult(rows, options, prov)
