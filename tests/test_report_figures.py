@@ -1,6 +1,8 @@
 """Report figures and notes readable at a glance (issue 18 section 3): the smoke/phantom mark
 inside the image, integer epoch ticks, labels above tiles, values (not parameter names) in notes."""
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -151,3 +153,32 @@ def test_every_figure_has_a_caption_with_its_weights():
     for stem in ("mask_foreground", "mask_mean_std", "learning_curves", "samples_baselines"):
         what, weights = figure_caption(stem, prov, set())
         assert what.endswith(".") and weights and "see the header" not in weights, stem
+
+
+def test_the_baselines_figure_starts_with_a_labelled_strip_of_real_pairs(tmp_path, monkeypatch):
+    """Issue 23: baseline samples beside a real reference row, each in its own labelled strip."""
+    from helpers import make_project
+
+    from pipeline.report import figures as report_figures
+    from pipeline.report.config import ReportParams
+
+    make_project(tmp_path, n_per_fold=(3, 2, 2), synthetic=("dcgan/nall", "fastgan/n5"), samples=2)
+    for gan in ("dcgan/nall", "fastgan/n5"):  # the baselines' layout: synthetic/<gan>/n<K>/{images,masks}
+        (tmp_path / "synthetic" / gan / "gss0").rename(tmp_path / "synthetic" / gan / "tmp")
+        for sub in ("images", "masks"):
+            (tmp_path / "synthetic" / gan / "tmp" / sub).rename(tmp_path / "synthetic" / gan / sub)
+    seen = {}
+    real_grid = report_figures.figures.sample_grid
+
+    def spy(rows, path, mark=""):
+        seen[Path(path).name] = [(label, len(pairs)) for label, pairs in rows]
+        return real_grid(rows, path, mark=mark)
+
+    monkeypatch.setattr(report_figures.figures, "sample_grid", spy)
+    params = ReportParams(real=str(tmp_path / "data/real"), synthetic=str(tmp_path / "synthetic"), samples_per_model=3)
+    written = report_figures.sample_grids(params, tmp_path / "out")
+    assert tmp_path / "out" / "samples_baselines.png" in written
+    strips = seen["samples_baselines.png"]
+    assert strips[0] == ("real images (reference): the first 3 training pairs", 3)
+    assert [label for label, _ in strips[1:]] == ["DCGAN, trained on all images", "FastGAN, trained on 5 images"]
+    assert Image.open(tmp_path / "out" / "samples_baselines.png").size[1] > 0

@@ -127,7 +127,10 @@ def sample_grids(params: ReportParams, out: Path, mark: str = "") -> list[Path]:
             written.append(figures.sample_grid(rows, out / f"samples_{i}.png", mark=mark))
     gans = sorted(p for p in syn.glob("*/n*") if (p / "images").is_dir() and not p.parent.name.startswith("singan"))
     if gans:
-        rows = [(display_name(f"{g.parent.name}/{g.name}"), _pairs_of(g, "", params.samples_per_model)) for g in gans]
+        # issue 23: the baselines' samples beside a reference strip of real pairs, each labelled
+        reference = [(f"real images (reference): the first {params.samples_per_model} training pairs",
+                      _pairs_of(real, "", params.samples_per_model))]  # fmt: skip
+        rows = reference + [(display_name(f"{g.parent.name}/{g.name}"), _pairs_of(g, "", params.samples_per_model)) for g in gans]
         written.append(figures.sample_grid([r for r in rows if r[1]], out / "samples_baselines.png", mark=mark))
     return written
 
@@ -150,8 +153,8 @@ def figure_caption(stem: str, provenance: dict[str, set[str]], style: set[str],
                 "SinGAN-Seg models per gen_start_scale and style transfer (paper Fig 4, 7); each image above its mask.",
                 f"{gens}; {vgg}")  # fmt: skip
     what = {
-        "samples_baselines": ("Samples of the baseline GANs. The first samples of DCGAN, Progressive GAN and FastGAN, "
-                              "each image above its mask.", gens),
+        "samples_baselines": ("Samples of the baseline GANs. A strip of real training pairs for reference, then the first "
+                              "samples of DCGAN, Progressive GAN and FastGAN, each image above its mask.", gens),
         "gan_by_k": ("GAN comparison at equal training size K. FID and KID of K fakes vs the same K real images, mean "
                      "and sd over sets; lower is better; FID is biased upwards at small K, so compare at equal K.",
                      "Inception " + _weights_of(provenance, "quality: inception")),
