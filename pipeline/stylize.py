@@ -56,6 +56,9 @@ class StylizeParams:
     quantize: Literal["truncate", "round"] = "truncate"  # docs/deviations/style.md
     random_seed: int = 0  # only for weights: random
     batch_size: int = 4  # images of equal size per VGG pass (same result as one by one)
+    # a cut (issue 23, the cpu budget): style only the samples n < N of each model; the grids read
+    # at most segment.grid_b.samples_per_image of them. null = every sample (the paper)
+    samples_per_model: int | None = None
     device: str = "auto"  # auto = cuda when available, else cpu
     track: bool = True  # log the stage to MLflow
 
@@ -73,6 +76,8 @@ class StylizeParams:
             )
         if self.batch_size < 1:
             raise ConfigError(f"{where}.batch_size: must be >= 1, got {self.batch_size}")
+        if self.samples_per_model is not None and self.samples_per_model < 1:
+            raise ConfigError(f"{where}.samples_per_model: must be >= 1 or null, got {self.samples_per_model}")
         self.style_config(self.ratios[0]).validate(where)  # network / weights / taps agree
 
     def style_config(self, ratio: str) -> StyleConfig:
@@ -112,6 +117,7 @@ def run(
             network=backbone,
             batch_size=params.batch_size,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            samples_per_model=params.samples_per_model,
         )
         metrics[f"{ratio}.images"] = rec["images"]
         metrics[f"{ratio}.seconds"] = rec["seconds"]

@@ -142,8 +142,12 @@ def stylize_folder(
     batch_size: int = 4,
     log: Callable[[str], None] | None = None,
     progress_every_s: float = 30.0,
+    samples_per_model: int | None = None,
 ) -> dict[str, Any]:
     """Stylise every `images/<srcid>_<n>` of `content_dir` with style `<style_dir>/<srcid>.*`.
+
+    `samples_per_model` N keeps the samples n < N of each source id (a cut: the paper styled
+    every sample); None = all.
 
     `style_dir`: a folder of `<srcid>.*`, a real-data folder (`images/<srcid>.*` + `masks/`),
     or one image file used for every content image (the samples of one model).
@@ -154,6 +158,8 @@ def stylize_folder(
     content_dir, style_dir, out_dir = Path(content_dir), Path(style_dir), Path(out_dir)
     if batch_size < 1:
         raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+    if samples_per_model is not None and samples_per_model < 1:
+        raise ConfigError(f"samples_per_model: must be >= 1 or null, got {samples_per_model}")
     pairs = list_pairs(content_dir)
     single = style_dir if style_dir.is_file() else None  # one style image for all: no naming rule
     styles = {} if single else _style_index(style_dir)
@@ -168,6 +174,8 @@ def stylize_folder(
                 f"{p.image}: no style image '{style_source_id(p.id)}.*' in {where} (the real image "
                 f"the sample came from, named by the id before '_<n>'; or give one style image file)"
             )
+    if samples_per_model is not None:
+        pairs = [p for p in pairs if int(p.id.rpartition("_")[2]) < samples_per_model]
     backbone = as_backbone(network, config, device)
     sizes: dict[tuple[int, int], list] = {}
     for p in pairs:
@@ -208,6 +216,7 @@ def stylize_folder(
             "content_dir": str(content_dir),
             "style_dir": str(style_dir),
             "images": len(pairs),
+            **({"samples_per_model": samples_per_model} if samples_per_model is not None else {}),
             "seconds": round(time.perf_counter() - start, 3),
             "mean_final_loss": float(np.mean(final_losses)) if final_losses else None,
         }

@@ -1,5 +1,7 @@
 """The claims table: every verdict is computed from the numbers, and follows them."""
 
+import numpy as np
+
 from pipeline.report.claims import (
     FAILS,
     HOLDS,
@@ -40,6 +42,20 @@ def test_style_transfer_claim_is_decided_by_the_paired_interval_and_not_testable
     assert style_transfer_lowers_sifid(sets(lower), {"vgg16|imagenet"}).verdict.startswith("not testable")
     c = style_transfer_lowers_sifid(sets(lower), {"efficientnet_lite0|random"}, lower)
     assert c.verdict.startswith("not testable") and "random efficientnet_lite0" in c.verdict
+
+
+def test_style_transfer_claim_compares_the_same_samples_when_only_some_were_styled():
+    """With stylize.samples_per_model the styled sets hold fewer samples: the plain side is cut to them."""
+    pairs = _sifid_pairs(0.0)
+    # the plain set's sample 1 is much worse than sample 0; the styled sets hold sample 0 only,
+    # 0.2 worse than the plain sample 0: on the same samples style transfer does not lower SIFID
+    plain = pairs["singan/gss0"]
+    pairs["singan/gss0"] = plain.assign(sifid=np.where(plain.synthetic_id.str.endswith("_1"), plain.sifid + 5.0, plain.sifid))
+    for name in ("singan_st1to1000/gss0", "singan_st1to1/gss0"):
+        first = plain[plain.synthetic_id.str.endswith("_0")]
+        pairs[name] = first.assign(sifid=first.sifid + 0.2)
+    sets = {n: {"sifid": float(df.sifid.mean())} for n, df in pairs.items()}
+    assert style_transfer_lowers_sifid(sets, {"vgg16|imagenet"}, pairs).verdict == FAILS
 
 
 def test_gan_claim_compares_with_baselines_trained_on_few_images_only():

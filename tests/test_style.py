@@ -280,6 +280,18 @@ def test_stylize_folder_maps_ids_and_carries_masks(vgg16, tmp_path):
         assert np.abs(got.astype(int) - alone).max() <= 1
 
 
+def test_stylize_folder_can_keep_the_first_samples_of_each_model(vgg16, tmp_path):
+    """stylize.samples_per_model (issue 23, a cut): samples n < N of every source id, the others skipped."""
+    content, style = make_sets(tmp_path)
+    rec = sf.stylize_folder(content, style, tmp_path / "out", cfg(num_epochs=1), network=vgg16, samples_per_model=2)
+    assert sorted(p.stem for p in (tmp_path / "out" / "images").iterdir()) == ["b_x_0", "polypA_0", "polypA_1"]
+    assert sorted(p.stem for p in (tmp_path / "out" / "masks").iterdir()) == ["b_x_0", "polypA_0", "polypA_1"]
+    prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert rec["images"] == prov["images"] == 3 and prov["samples_per_model"] == 2
+    with pytest.raises(ConfigError, match="samples_per_model: must be >= 1"):
+        sf.stylize_folder(content, style, tmp_path / "none", cfg(num_epochs=1), network=vgg16, samples_per_model=0)
+
+
 def test_stylize_folder_missing_style_is_named(vgg16, tmp_path):
     content, style = make_sets(tmp_path)
     (style / "b_x.jpg").unlink()

@@ -190,9 +190,14 @@ def style_transfer_lowers_sifid(sets: dict, st_weights: set[str], sifid_pairs: d
     pairs = sifid_pairs or {}
     if "singan/gss0" not in pairs or not all(n in pairs for n in st):
         return Claim(claim, rule, ev, not_testable("no per-image SIFID (the quality stage's <set>.sifid.csv)"))
+    # the same samples on both sides: where only some samples were styled (stylize.samples_per_model),
+    # the plain set is cut to them
+    names = ("singan/gss0", *st)
+    same = set.intersection(*(set(pairs[n].synthetic_id.astype(str)) for n in names))
     rows = []
-    for name in ("singan/gss0", *st):
-        per_real = pairs[name].groupby("real_id", sort=True)["sifid"].mean()
+    for name in names:
+        kept = pairs[name][pairs[name].synthetic_id.astype(str).isin(same)]
+        per_real = kept.groupby("real_id", sort=True)["sifid"].mean()
         rows += [{"experiment": name, "fold": 0, "seed": 0, "image_id": str(i), "sifid": float(v)} for i, v in per_real.items()]
     frame = pd.DataFrame(rows)
     common = set.intersection(*(set(g.image_id) for _, g in frame.groupby("experiment")))
