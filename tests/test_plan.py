@@ -66,6 +66,21 @@ def test_paper_work_units():
     assert rows["generate_baselines@fastgan"].work.startswith("11,000 samples at 512 px")
 
 
+def test_cpu_work_units_follow_the_styled_and_fid_sample_cuts():
+    """stylize.samples_per_model and quality.fid_singan_samples shrink the stylize and quality units."""
+    p = plan_mod.Plan(ROOT / "params.yaml", "cpu", ROOT / "no-such-dir", 200)
+    rows = {r.stage: r for r in plan_mod.work_rows(p, plan_mod.dvc_stages(ROOT / "dvc.yaml", p.raw))}
+    gss, ratios, samples = len(p.gen.gen_start_scales), len(p.sty.ratios), p.gen.num_samples
+    styled = p.sty.samples_per_model
+    assert styled is not None and styled < samples  # the cpu profile's cut, which this test is about
+    assert rows["stylize@1to1000"].units["images"] == 200 * styled
+    q = rows["quality"].units
+    assert q["sifid_pairs"] == 200 * (gss * samples + ratios * styled)
+    n_base = sum(len(p.base.subsets_of(g)) for g in ("dcgan", "progan", "fastgan"))
+    f = p.qual.fid_singan_samples
+    assert q["fid_images"] == 200 * (gss * min(samples, f) + ratios * min(styled, f)) + n_base * p.base.num_samples + 200
+
+
 def _tiny_pairs(folder: Path, n: int = 2, side: int = 260) -> Path:
     rng = np.random.default_rng(0)
     for i in range(n):

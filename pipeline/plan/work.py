@@ -157,6 +157,11 @@ class Plan:
         n = min(self.n, self.singan.limit) if self.singan.limit else self.n
         return n if shard is None else len(range(shard, n, num_shards))
 
+    def styled_per_model(self) -> int:
+        """Samples per model the stylize stage styles (stylize.samples_per_model; null = all)."""
+        cut = self.sty.samples_per_model
+        return min(self.gen.num_samples, cut) if cut else self.gen.num_samples
+
     def singan_model_bytes(self) -> float:
         import torch
 
@@ -236,7 +241,7 @@ def work_rows(plan: Plan, stages: list[tuple[str, str, Any]]) -> list[Row]:
             rows.append(Row(name, f"{_fmt_int(s)} samples ({plan.models()} models x {len(plan.gen.gen_start_scales)} start scales x "
                             f"{plan.gen.num_samples})", {"samples": s}, s * plan.pair_bytes(fh, fw)))  # fmt: skip
         elif base == "stylize":
-            imgs = plan.models() * plan.gen.num_samples
+            imgs = plan.models() * plan.styled_per_model()
             rows.append(Row(name, f"{_fmt_int(imgs)} images x {plan.sty.num_epochs} steps (VGG16 at {fw}x{fh} px, batch {plan.sty.batch_size})",
                             {"images": imgs, "steps": plan.sty.num_epochs}, imgs * plan.pair_bytes(fh, fw)))  # fmt: skip
         elif base in ("train_baselines", "generate_baselines"):
@@ -257,11 +262,15 @@ def work_rows(plan: Plan, stages: list[tuple[str, str, Any]]) -> list[Row]:
                                 {"samples": s}, s * plan.pair_bytes(size, size)))  # fmt: skip
         elif base == "quality":
             q = plan.qual
-            per_set = plan.models() * plan.gen.num_samples
-            singan_sets = len(plan.gen.gen_start_scales) + len(plan.sty.ratios)
-            sifid = singan_sets * per_set
+            # samples per model of each SinGAN-Seg set: every generated one, the styled ones
+            # (stylize.samples_per_model) in the style-transferred sets
+            per_model = [plan.gen.num_samples] * len(plan.gen.gen_start_scales) + [plan.styled_per_model()] * len(plan.sty.ratios)
+            singan_sets = len(per_model)
+            sifid = plan.models() * sum(per_model)
+            # the set FIDs read the first quality.fid_singan_samples of each model (0 = all)
+            fid_singan = plan.models() * sum(min(k, q.fid_singan_samples or k) for k in per_model) if q.fid_singan else 0
             n_base = sum(len(plan.base.subsets_of(g)) for g in ("dcgan", "progan", "fastgan"))
-            fid = (sifid if q.fid_singan else 0) + n_base * plan.base.num_samples + plan.n
+            fid = fid_singan + n_base * plan.base.num_samples + plan.n
             pairs_per_model = min(q.lpips.max_pairs_per_model, plan.gen.num_samples * (plan.gen.num_samples - 1) // 2)
             lp = singan_sets * plan.models() * pairs_per_model + n_base * min(q.lpips.max_pairs_per_model, plan.base.num_samples ** 2 // 2)
             mask_stats = singan_sets * plan.models() * fh * fw * 4 * 2 if q.masks.pixelwise else 0
