@@ -83,6 +83,29 @@ def test_header_size_checks_use_the_displayed_size(tmp_path):
         _check_sizes([Pair("a", img, bad)], "test")
 
 
+def test_a_pair_whose_sizes_agree_is_read_once_until_a_file_changes(tmp_path, monkeypatch):
+    """A grid resolves the same pairs for every training: their headers (and a PNG's EXIF, which
+    decodes the image) are read once per process; a rewritten file is checked again."""
+    import os
+
+    from pipeline.segment import experiments
+    from singanseg.io import Pair, write_png
+
+    calls = []
+    real = experiments.displayed_size
+    monkeypatch.setattr(experiments, "displayed_size", lambda im: calls.append(im.filename) or real(im))
+    img = write_png(tmp_path / "images" / "a.png", np.zeros((20, 10, 3), np.uint8))
+    mask = write_png(tmp_path / "masks" / "a.png", np.zeros((20, 10), np.uint8))
+    experiments._check_sizes([Pair("a", img, mask)], "test")
+    experiments._check_sizes([Pair("a", img, mask)], "test")
+    assert len(calls) == 2  # image and mask, once
+    write_png(mask, np.zeros((10, 20), np.uint8))  # rewritten in place, now the wrong size
+    os.utime(mask, ns=(1, 1))  # a new mtime even on a coarse clock
+    with pytest.raises(experiments.ExperimentError, match=r"mask .* is 20x10 but image .* is 10x20"):
+        experiments._check_sizes([Pair("a", img, mask)], "test")
+    assert len(calls) == 4
+
+
 def test_stylize_groups_by_the_displayed_size(tmp_path):
     """An EXIF-rotated sample and a plain one of the same stored size were batched together
     and then read at different sizes (torch.stack failed)."""
