@@ -39,7 +39,7 @@ demo: venv
 
 # The cpu profile (params.yaml: profiles.cpu) on real pairs, offline: networks without
 # downloadable weights run random-init, as the profile says and every table row states.
-# Writes reports/cpu/ (51 minutes on 2 cores for 200 pairs: benchmarks/README.md).
+# Writes reports/cpu/ (53 minutes on 2 cores for 200 pairs: benchmarks/README.md).
 cpu: venv
 	$(RUN) $(BIN)/dvc exp run -S profile=cpu -S data.source=folder -S data.folder=$(DATA) $(EXTRA_TEST_SET)
 	@echo "Results: reports/cpu/README.md"
