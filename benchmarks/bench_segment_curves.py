@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader
 
 from pipeline.segment.data import PairDataset
 from pipeline.segment.model import ModelParams, build_model
-from pipeline.segment.train import IndexedDataset, evaluate, make_loss, seed_everything, to_memory_format
+from pipeline.segment.train import (
+    IndexedDataset,
+    evaluate,
+    make_loss,
+    seed_everything,
+    to_memory_format,
+)
 from singanseg.io import list_pairs
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kvasir-seg-200"
