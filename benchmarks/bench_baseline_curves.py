@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.common import get_gan, make_config, to_pairs
+from baselines.common import BaselineModel, get_gan, make_config
 from baselines.data import batch_indices, load_dataset, stream_indices
 from pipeline.infra.params import read_yaml
 from pipeline.metrics.equal_k import kid
@@ -55,14 +55,10 @@ def _score(real: np.ndarray, held: np.ndarray, fakes: list[np.ndarray]) -> dict:
     return out
 
 
-def _sample_images(net: torch.nn.Module, n: int, seed: int) -> list[np.ndarray]:
-    """n RGB uint8 images from a sampler, as BaselineModel.generate draws them."""
-    net.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        z = net.latent(n, torch.Generator().manual_seed(seed))
-        x = torch.cat([net(z[i : i + 16]) for i in range(0, n, 16)])
-    return [img for img, _mask in to_pairs(x)]
+def _sample_images(gan: str, config, net: torch.nn.Module, n: int, seed: int) -> list[np.ndarray]:
+    """n RGB uint8 images from a sampler, drawn as the pipeline's generate_baselines draws them."""
+    net.eval()  # as baselines.common.load leaves a loaded sampler
+    return [img for img, _mask in BaselineModel(gan, config, net, {}).sample(n, seed)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                 net, _ = trainer.sampler()
                 net = copy.deepcopy(net)
                 trainer.nets["G_ema"].load_state_dict(saved)
-            fakes = [_features(inception, _sample_images(copy.deepcopy(net), k, 1000 + s), resize) for s in range(args.sets)]
+            fakes = [_features(inception, _sample_images(spec.name, config, copy.deepcopy(net), k, 1000 + s), resize) for s in range(args.sets)]
             trainer.nets["G"].train()
             rows.append({"iteration": it + 1, "sampler": variant, "train_s": round(train_s, 1), **_score(real, held, fakes)})
             print(json.dumps(rows[-1]), flush=True)
